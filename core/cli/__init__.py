@@ -1,0 +1,73 @@
+"""`python -m core VERB ...`: the headless CLI (XTuner's verbs, plus a few of our own).
+
+Each verb group lives in its own module with a ``register(subparsers)`` function; heavy imports
+happen inside the command functions so ``--help`` stays instant. A :class:`~core.errors.UserError`
+becomes one ``error: ...`` line and exit code 2; other exceptions print a one-line summary unless
+``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from core import __version__
+from core.errors import UserError
+
+COMMAND_MODULES = (
+    "core.cli.model_cmds",
+    "core.cli.data_cmds",
+    "core.cli.train_cmds",
+    "core.cli.export_cmds",
+    "core.cli.chat_cmds",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="Tunesmith engine: check data, train, convert, merge and chat from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that verb group is not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("TUNESMITH_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        result = args.func(args)
+        return int(result or 0)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: keep the message short unless asked
+        if debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
