@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "core.cli.model_cmds",
     "core.cli.data_cmds",
     "core.cli.train_cmds",
+    "core.cli.preset_cmds",
     "core.cli.export_cmds",
     "core.cli.chat_cmds",
 )
