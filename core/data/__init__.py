@@ -1,0 +1,1 @@
+"""The data pipeline: files -> conversations (map_fns) -> templated text -> masked tokens -> packed batches."""
