@@ -1,0 +1,12 @@
+"""Export: checkpoints -> clean Hugging Face folders, and LoRA adapters merged into their base.
+
+>>> from core.export import convert_to_hf, merge_adapter   # doctest: +SKIP
+>>> convert_to_hf("work_dirs/my_run", "exports/my_adapter", dtype="fp16")   # doctest: +SKIP
+>>> merge_adapter("embedded:SmolLM2-135M-Instruct", "exports/my_adapter", "exports/merged")   # doctest: +SKIP
+"""
+
+from core.export.convert import convert_to_hf
+from core.export.merge import merge_adapter
+from core.export.source import CheckpointInfo, inspect_checkpoint, list_checkpoints
+
+__all__ = ["convert_to_hf", "merge_adapter", "inspect_checkpoint", "list_checkpoints", "CheckpointInfo"]
