@@ -1,6 +1,77 @@
-"""Start the Tunesmith studio (the Gradio app lands in app/; until then, show the CLI)."""
+"""Start the Tunesmith studio: ``python launch.py [--host 127.0.0.1] [--port 7860] [--lang en|zh]
+[--share] [--auth user:pass] [--insecure-no-auth] [--runs-root DIR] [--allow-dir DIR]...``
 
-from core.cli import main
+The flags are checked before gradio is even imported, so a refused exposure fails in a blink.
+Binding anything but loopback, or --share, needs --auth (or an explicit --insecure-no-auth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+T0 = time.monotonic()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="launch.py", description="Tunesmith studio (Gradio GUI).")
+    p.add_argument("--host", default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"),
+                   help="address to bind (default 127.0.0.1: only this machine)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("TUNESMITH_PORT", "7860")))
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="UI language at start (switchable live)")
+    p.add_argument("--share", action="store_true", help="also serve on a public gradio.live link (needs --auth)")
+    p.add_argument("--auth", default=os.environ.get("TUNESMITH_AUTH"), metavar="USER:PASS",
+                   help="require this user name and password")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow --share or a non-loopback --host without a password (not recommended)")
+    p.add_argument("--runs-root", default=None, metavar="DIR",
+                   help="folder of training runs (default $TUNESMITH_RUNS or $TUNESMITH_HOME/runs)")
+    p.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                   help="another folder that paths typed in the browser may use (repeatable)")
+    p.add_argument("--max-upload-mb", type=int, default=None, help="largest accepted upload (default 512)")
+    p.add_argument("--no-queue-worker", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from app.security import check_exposure
+    from core.errors import UserError
+
+    try:
+        exposure = check_exposure(args.host, args.share, args.auth, args.insecure_no_auth)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if exposure.warning:
+        print(exposure.warning, file=sys.stderr, flush=True)
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from app.settings import AppSettings
+
+    settings = AppSettings.from_env(runs_root=args.runs_root, lang=args.lang, max_upload_mb=args.max_upload_mb,
+                                    extra_roots=tuple(args.allow_dir))
+    settings.ensure_dirs()
+    from app.css import CSS
+    from app.run_queue import QueueWorker
+    from app.ui import build_app
+
+    demo, _ = build_app(settings)
+    if not args.no_queue_worker:
+        QueueWorker(settings.runs_root).start()
+    print(f"Tunesmith: runs in {settings.runs_root}, uploads in {settings.uploads_dir} "
+          f"(built in {time.monotonic() - T0:.1f}s)", flush=True)
+    demo.queue(default_concurrency_limit=8).launch(
+        server_name=args.host, server_port=args.port, share=args.share, auth=exposure.auth,
+        auth_message="Tunesmith" if exposure.auth else None, css=CSS, show_error=True, quiet=False,
+        max_file_size=f"{settings.max_upload_mb}mb", ssr_mode=False, footer_links=[],
+        allowed_paths=[str(settings.home / "configs")])
+    return 0
+
 
 if __name__ == "__main__":
-    raise SystemExit(main(["--help"]))
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""Train tab: preview command, Start / Stop / Resume, the busy-GPU question, polling a run folder.
+
+The GUI never trains in its own process: Start validates the form and calls
+``core.train.launcher.launch``, which starts the trainer in its own process group. Everything
+shown afterwards is read from the run folder on each timer tick, so a closed tab, a reloaded page
+or a restarted app changes nothing for the run, and :func:`on_load` re-attaches to it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from app import commands
+from app.callbacks.common import checked_config, lang_of, problems_html
+from app.locales import text
+from app.plots import metric_frames, y_title
+from app.registry import Update, ok_html
+from app.render_train import failure_html, progress_html, run_choice, samples_html
+from app.run_queue import QUEUED, active_runs, cancel, enqueue
+from app.security import resolve_user_path, sanitize_filename
+from app.settings import AppSettings
+from core.config import RunConfig
+from core.errors import UserError
+
+CURRENT = "train/current"
+SEEN = "train/seen"
+STATUS = "train/status"
+PLOT_IDS = {"loss": "train/plot_loss", "lr": "train/plot_lr", "grad": "train/plot_grad",
+            "tps": "train/plot_tps", "mem": "train/plot_mem"}
+
+
+class InvalidConfig(UserError):
+    """The form has problems; ``problems`` lists every one (each names its field)."""
+
+    def __init__(self, problems: list):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s): " + "; ".join(str(p) for p in problems))
+
+
+def build_valid_config(values: dict, settings: AppSettings) -> RunConfig:
+    """The form as a RunConfig, or InvalidConfig listing every problem at once."""
+    cfg = checked_config(values, settings)
+    problems = cfg.problems()
+    if problems:
+        raise InvalidConfig(problems)
+    return cfg
+
+
+def plan_run_dir(cfg: RunConfig, settings: AppSettings) -> Path:
+    """``output.run_dir`` when set (checked to be inside the allowed folders), else a new
+    ``RUNS/<name>-<time>`` folder that does not exist yet."""
+    if cfg.output.run_dir:
+        return resolve_user_path(cfg.output.run_dir, settings.allowed_roots(), must_exist=False, what="run folder")
+    name = sanitize_filename(cfg.output.name or cfg.default_name())
+    base = settings.runs_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        path = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return path
+
+
+def _fail(values: dict, exc: InvalidConfig) -> dict:
+    return {STATUS: problems_html(exc.problems, text("problems", lang_of(values)))}
+
+
+def preview_command(values: dict, settings: AppSettings) -> dict:
+    """The exact trainer command Start would run, and the same run from the CLI."""
+    from core.train.commands import build_command, display
+
+    try:
+        cfg = build_valid_config(values, settings)
+    except InvalidConfig as exc:
+        return _fail(values, exc)
+    run_dir = plan_run_dir(cfg, settings)
+    cfg.output.run_dir = str(run_dir)
+    shown = (f"# Same run from a terminal:\n{commands.train_command_inline(cfg)}\n\n"
+             f"# What Start runs (in its own process group, logging to {run_dir}/train.log):\n"
+             f"{display(build_command(cfg, run_dir))}")
+    return {"train/cmd": shown, STATUS: ok_html(text("valid", lang_of(values)))}
+
+
+def start(values: dict, settings: AppSettings) -> dict:
+    """Start a run from the form; when one is already going, ask whether to stop it or queue."""
+    try:
+        cfg = build_valid_config(values, settings)
+    except InvalidConfig as exc:
+        return _fail(values, exc)
+    busy = active_runs(settings.runs_root)
+    if busy:
+        return {"train/confirm": Update(visible=True), STATUS: ""}
+    return _launch(values, settings, cfg)
+
+
+def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path | None = None) -> dict:
+    from core.train.launcher import launch
+
+    run_dir = run_dir or plan_run_dir(cfg, settings)
+    handle = launch(cfg, run_dir)
+    return {CURRENT: str(handle.run_dir), SEEN: "", "train/confirm": Update(visible=False),
+            STATUS: ok_html(text("run_started", lang_of(values), run=handle.run_dir.name)),
+            "train/cmd": commands.train_command_inline(cfg), **refresh_runs(values, settings, str(handle.run_dir))}
+
+
+def queue(values: dict, settings: AppSettings) -> dict:
+    """Queue the form's run to start when the active run ends (the app's queue thread starts it)."""
+    try:
+        cfg = build_valid_config(values, settings)
+    except InvalidConfig as exc:
+        return _fail(values, exc)
+    busy = active_runs(settings.runs_root)
+    after = busy[0]["name"] if busy else ""
+    run_dir = enqueue(cfg, plan_run_dir(cfg, settings), after)
+    return {CURRENT: str(run_dir), SEEN: "", "train/confirm": Update(visible=False),
+            STATUS: ok_html(text("run_queued", lang_of(values), run=after or "-")),
+            **refresh_runs(values, settings, str(run_dir))}
+
+
+def stop_and_start(values: dict, settings: AppSettings) -> dict:
+    """Stop every active run, and queue this one so it starts as soon as they have saved and exited."""
+    from core.train.launcher import attach
+
+    for run in active_runs(settings.runs_root):
+        attach(run["run_dir"]).stop()
+    return queue(values, settings)
+
+
+def cancel_start(values: dict, settings: AppSettings) -> dict:
+    return {"train/confirm": Update(visible=False)}
+
+
+def _current(values: dict, settings: AppSettings) -> Path:
+    current = (values.get(CURRENT) or "").strip()
+    if not current:
+        raise UserError(text("no_run", lang_of(values)), "Start a run, or open one from the list of runs.")
+    return resolve_user_path(current, settings.allowed_roots(), what="run folder")
+
+
+def stop(values: dict, settings: AppSettings) -> dict:
+    """Graceful stop (checkpoint, then exit); pressing Stop again kills the run's process group."""
+    from core.train.launcher import attach
+    from core.train.rundir import RunDir
+
+    run_dir = _current(values, settings)
+    if RunDir(run_dir).read_status().get("state") == QUEUED:
+        cancel(run_dir)
+        return {STATUS: ok_html(text("state_stopped", lang_of(values))), SEEN: ""}
+    outcome = attach(run_dir).stop()
+    key = {"stopping": "run_stopping", "killed": "run_killed"}.get(outcome)
+    message = text(key, lang_of(values)) if key else outcome
+    return {STATUS: ok_html(message), SEEN: ""}
+
+
+def resume(values: dict, settings: AppSettings) -> dict:
+    """Continue the watched run from its latest complete checkpoint, in the same folder."""
+    from core.train.rundir import RunDir
+
+    run_dir = _current(values, settings)
+    rd = RunDir(run_dir)
+    if rd.latest_checkpoint() is None:
+        raise UserError(text("nothing_to_resume", lang_of(values)), "Start it again from the beginning instead.")
+    cfg = RunConfig.load(rd.config_path)
+    cfg.training.resume_from = "latest"
+    if active_runs(settings.runs_root):
+        enqueue(cfg, run_dir, active_runs(settings.runs_root)[0]["name"])
+        return {STATUS: ok_html(text("run_queued", lang_of(values), run="-")), SEEN: ""}
+    return _launch(values, settings, cfg, run_dir)
+
+
+def refresh_runs(values: dict, settings: AppSettings, select: str | None = None) -> dict:
+    """The list of runs (newest first) for the drop-down."""
+    from core.train.launcher import list_runs
+
+    choices = [run_choice(r) for r in list_runs(settings.runs_root)]
+    update = Update(choices=choices)
+    if select:
+        update["value"] = select
+    return {"train/runs": update}
+
+
+def open_run(values: dict, settings: AppSettings) -> dict:
+    chosen = values.get("train/runs")
+    if not chosen:
+        raise UserError(text("no_run", lang_of(values)), "Pick a run from the list.")
+    run_dir = resolve_user_path(chosen, settings.allowed_roots(), what="run folder")
+    return {CURRENT: str(run_dir), SEEN: "", STATUS: ""}
+
+
+def on_load(values: dict, settings: AppSettings) -> dict:
+    """Page (re)load: re-attach to a run that is still going (or waiting), whatever the browser was."""
+    from core.train.launcher import list_runs
+
+    runs = list_runs(settings.runs_root)
+    live = [r for r in runs if r["state"] in ("starting", "running", "stopping", QUEUED)]
+    out = {"train/runs": Update(choices=[run_choice(r) for r in runs])}
+    if live and not values.get(CURRENT):
+        out[CURRENT] = live[0]["run_dir"]
+        out["train/runs"]["value"] = live[0]["run_dir"]
+        out[SEEN] = ""
+    return out
+
+
+def poll(values: dict, settings: AppSettings) -> dict:
+    """One timer tick: progress, plots (only when new metrics arrived), log tail, samples, failure."""
+    from core.train.launcher import attach
+    from core.train.rundir import RunDir
+
+    current = (values.get(CURRENT) or "").strip()
+    if not current:
+        return {}
+    rd = RunDir(current)
+    status = rd.read_status()
+    if status.get("state") != QUEUED:
+        status = attach(rd.path).status()
+    rows = rd.read_metrics()
+    samples = rd.read_samples()
+    log_scale = bool(values.get("train/log_scale"))
+    lang = lang_of(values)
+    log_lines = rd.log_tail(60)
+    out = {"train/progress": progress_html(status, rows[-1] if rows else None, lang, rd.path.name),
+           "train/log": "\n".join(log_lines),
+           "train/failure": failure_html(status, log_lines, lang)}
+    seen = f"{rd.path}|{len(rows)}|{log_scale}|{len(samples)}|{status.get('state')}"
+    if seen != values.get(SEEN):
+        frames = metric_frames(rows, log_scale=log_scale)
+        for plot, elem_id in PLOT_IDS.items():
+            out[elem_id] = Update(value=frames[plot], y_title=y_title(plot, log_scale))
+        out["train/samples"] = samples_html(samples)
+        out["train/points"] = str(len(frames["loss"]))
+        out[SEEN] = seen
+    return out

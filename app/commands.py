@@ -1,0 +1,126 @@
+"""The `python -m core ...` command equivalent to each GUI action, shown under every action.
+
+Commands are built as argument lists and only joined (shell-quoted) for display, so a path with
+spaces or quotes is shown exactly as a shell needs it.
+
+>>> from core.config import RunConfig
+>>> cfg = RunConfig(); cfg.training.batch_size = 4
+>>> config_overrides(cfg)
+['training.batch_size=4']
+>>> train_command("/tmp/run.yaml")
+'python -m core train /tmp/run.yaml'
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from core.config import SECTIONS, RunConfig
+
+PY = ["python", "-m", "core"]
+
+
+def show(args: list[str]) -> str:
+    """Shell-quote an argument list for display.
+
+    >>> show(["python", "-m", "core", "check-dataset", "my data.json"])
+    "python -m core check-dataset 'my data.json'"
+    """
+    return shlex.join(str(a) for a in args)
+
+
+def _yaml_scalar(value) -> str:
+    """One value as YAML flow text, the form ``--set`` parses back (``with_overrides``).
+
+    >>> _yaml_scalar(0.0004), _yaml_scalar(["q_proj", "v_proj"]), _yaml_scalar(True)
+    ('0.0004', '[q_proj, v_proj]', 'true')
+    """
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9).strip()
+    return text[:-3].strip() if text.endswith("...") else text
+
+
+def config_overrides(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
+    """``section.field=value`` for every field that differs from ``base`` (default: RunConfig())."""
+    base_d = (base or RunConfig()).to_dict()
+    out = []
+    for section, values in cfg.to_dict().items():
+        for name, value in values.items():
+            if base_d[section][name] != value and section in SECTIONS:
+                out.append(f"{section}.{name}={_yaml_scalar(value)}")
+    return out
+
+
+def train_command(config_path: str, *, resume: bool = False) -> str:
+    args = [*PY, "train", str(config_path)]
+    if resume:
+        args += ["--resume"]
+    return show(args)
+
+
+def train_command_inline(cfg: RunConfig) -> str:
+    """``python -m core train --set a=b ...``: the form state as one copy-pastable command."""
+    args = [*PY, "train"]
+    for item in config_overrides(cfg):
+        args += ["--set", item]
+    return show(args)
+
+
+def stop_command(run_dir: str) -> str:
+    return show([*PY, "stop", str(run_dir)])
+
+
+def resume_command(run_dir: str) -> str:
+    return show([*PY, "resume", str(run_dir)])
+
+
+def check_dataset_command(cfg: RunConfig) -> str:
+    args = [*PY, "check-dataset", cfg.data.path, "--map-fn", cfg.data.map_fn, "--template", cfg.data.template,
+            "--model", cfg.model.name_or_path, "--max-length", str(cfg.data.max_length)]
+    if cfg.data.map_fn == "columns":
+        for role, column in cfg.data.columns.items():
+            args += ["--column", f"{role}={column}"]
+    return show(args)
+
+
+def model_info_command(name_or_path: str) -> str:
+    return show([*PY, "model-info", name_or_path])
+
+
+def import_gguf_command(gguf_path: str, out_dir: str) -> str:
+    return show([*PY, "import-gguf", gguf_path, out_dir])
+
+
+def estimate_command(cfg: RunConfig, gpu_gb: float | None) -> str:
+    args = [*PY, "estimate"]
+    for item in config_overrides(cfg):
+        args += ["--set", item]
+    if gpu_gb:
+        args += ["--gpu-gb", f"{gpu_gb:g}"]
+    return show(args)
+
+
+def copy_cfg_command(preset: str, out_dir: str = ".") -> str:
+    return show([*PY, "copy-cfg", preset, out_dir])
+
+
+def convert_command(src: str, out_dir: str, dtype: str, shard: str) -> str:
+    return show([*PY, "convert", "to-hf", src, out_dir, "--dtype", dtype, "--max-shard-size", shard])
+
+
+def merge_command(base: str, adapter: str, out_dir: str, dtype: str, shard: str) -> str:
+    return show([*PY, "convert", "merge", base, adapter, out_dir, "--dtype", dtype, "--max-shard-size", shard])
+
+
+def chat_command(model: str, *, adapter: str = "", template: str = "auto", system: str = "",
+                 temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 256) -> str:
+    args = [*PY, "chat", model]
+    if adapter:
+        args += ["--adapter", adapter]
+    if template and template != "auto":
+        args += ["--prompt-template", template]
+    if system:
+        args += ["--system", system]
+    args += ["--temperature", f"{temperature:g}", "--top-p", f"{top_p:g}", "--max-new-tokens", str(int(max_new_tokens))]
+    return show(args)

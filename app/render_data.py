@@ -1,0 +1,154 @@
+"""HTML and data frames for the Data and Model tabs (pure functions of engine results).
+
+The preview shows each sample twice: the mapped conversation (who says what) and the exact text
+the model sees, where supervised tokens (the ones the loss is computed on) are highlighted and
+masked tokens (prompt, system text) are greyed.
+
+>>> segment_html([("User: hi\\n", False), ("Hello!", True)])
+'<pre class="ts-tokens"><span class="ts-masked">User: hi\\n</span><span class="ts-sup">Hello!</span></pre>'
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Iterable
+
+ROLE_NAMES = {"system": "system", "input": "user", "output": "assistant", "user": "user", "assistant": "assistant"}
+
+
+def _get(obj: Any, name: str, default=None):
+    """Read ``name`` from a dataclass-like object or a dict (engine results come as either)."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def segment_html(segments: Iterable) -> str:
+    """Templated text with ``<span class="ts-sup">`` for trained-on text, ``ts-masked`` for the rest."""
+    parts = []
+    for seg in segments:
+        text, supervised = (seg[0], seg[1]) if isinstance(seg, (list, tuple)) else (_get(seg, "text"), _get(seg, "supervised"))
+        cls = "ts-sup" if supervised else "ts-masked"
+        parts.append(f'<span class="{cls}">{escape(str(text))}</span>')
+    return f'<pre class="ts-tokens">{"".join(parts)}</pre>'
+
+
+def conversation_html(conversation: list) -> str:
+    """XTuner conversation turns (``{"system","input","output"}``) or chat messages as role lines."""
+    rows = []
+    for turn in conversation or []:
+        if "role" in turn:  # chat-message form
+            items = [(turn.get("role", ""), turn.get("content", ""))]
+        else:
+            items = [(k, turn[k]) for k in ("system", "input", "output") if turn.get(k)]
+        for role, content in items:
+            who = ROLE_NAMES.get(role, role)
+            rows.append(f'<div class="ts-turn ts-{escape(who)}"><b>{escape(who)}</b> {escape(str(content))}</div>')
+    return f'<div class="ts-conv">{"".join(rows)}</div>'
+
+
+def preview_html(samples: Iterable, *, legend: tuple[str, str] = ("trained on", "masked (not trained on)")) -> str:
+    """All preview samples: conversation, then the highlighted templated text."""
+    blocks = [f'<div class="ts-legend"><span class="ts-sup">{escape(legend[0])}</span> '
+              f'<span class="ts-masked">{escape(legend[1])}</span></div>']
+    for sample in samples:
+        index = _get(sample, "index", "?")
+        blocks.append(f'<div class="ts-sample"><div class="ts-sample-head">#{escape(str(index))}</div>'
+                      f'{conversation_html(_get(sample, "conversation") or [])}'
+                      f'{segment_html(_get(sample, "segments") or [])}</div>')
+    return "".join(blocks)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def stats_html(stats: Any) -> str:
+    """A small table: rows, kept, dropped (with reasons), token lengths, truncated/supervised share."""
+    lengths = list(_get(stats, "lengths") or [])
+    rows = [("rows", _get(stats, "rows")), ("kept", _get(stats, "kept"))]
+    dropped = _get(stats, "dropped") or {}
+    total_dropped = sum(dropped.values()) if isinstance(dropped, dict) else dropped
+    rows.append(("dropped", total_dropped))
+    if isinstance(dropped, dict):
+        rows += [(f"&nbsp;&nbsp;· {escape(str(reason))}", count) for reason, count in dropped.items()]
+    if lengths:
+        ordered = sorted(lengths)
+        rows += [("tokens min / median / max",
+                  f"{ordered[0]} / {ordered[len(ordered) // 2]} / {ordered[-1]}"),
+                 ("tokens total", sum(lengths))]
+    rows += [("truncated", _pct(_get(stats, "truncated_share"))),
+             ("supervised tokens", _pct(_get(stats, "supervised_share")))]
+    body = "".join(f"<tr><td>{k}</td><td>{escape(str(v)) if v is not None else '-'}</td></tr>" for k, v in rows)
+    return f'<table class="ts-table ts-stats">{body}</table>'
+
+
+def histogram_frame(stats: Any, bins: int = 20):
+    """Token-length histogram as a DataFrame with columns ``tokens`` (bin label, ordered) and ``rows``.
+
+    Uses the engine's ``histogram`` when it gives ``(edges, counts)``/``{edges, counts}``, else bins
+    ``lengths`` itself.
+    """
+    import pandas as pd
+
+    hist = _get(stats, "histogram")
+    edges = counts = None
+    if isinstance(hist, dict) and "counts" in hist:
+        edges, counts = list(hist.get("edges") or hist.get("bins") or []), list(hist["counts"])
+    elif isinstance(hist, (list, tuple)) and len(hist) == 2 and isinstance(hist[0], (list, tuple)):
+        edges, counts = list(hist[0]), list(hist[1])
+    if counts is None or len(edges) != len(counts) + 1:
+        edges, counts = bin_lengths(list(_get(stats, "lengths") or []), bins)
+    labels = [f"{int(edges[i])}-{int(edges[i + 1])}" for i in range(len(counts))]
+    return pd.DataFrame({"tokens": labels, "rows": [int(c) for c in counts], "order": list(range(len(counts)))})
+
+
+def bin_lengths(lengths: list[int], bins: int = 20) -> tuple[list[int], list[int]]:
+    """Equal-width integer bins over ``lengths``.
+
+    >>> bin_lengths([1, 2, 3, 10], bins=3)
+    ([1, 5, 9, 13], [3, 0, 1])
+    """
+    if not lengths:
+        return [0, 1], [0]
+    lo, hi = min(lengths), max(lengths)
+    width = max(1, -(-(hi - lo + 1) // bins))
+    edges = [lo + i * width for i in range(bins + 1)]
+    while len(edges) > 2 and edges[-2] > hi:
+        edges.pop()
+    counts = [0] * (len(edges) - 1)
+    for n in lengths:
+        counts[min((n - lo) // width, len(counts) - 1)] += 1
+    return edges, counts
+
+
+FACT_ORDER = ("family", "params", "layers", "hidden", "heads", "kv_heads", "vocab", "context", "dtype",
+              "template", "architecture", "path")
+
+
+def human_count(n: Any) -> str:
+    """``134515008`` -> ``'134.5 M'``.
+
+    >>> human_count(134515008), human_count(7_241_732_096), human_count("n/a")
+    ('134.5 M', '7.24 B', 'n/a')
+    """
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
+        return str(n)
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} M"
+    return f"{n:,}"
+
+
+def facts_html(facts: dict) -> str:
+    """Model facts as a two-column table, the most useful first."""
+    keys = [k for k in FACT_ORDER if k in facts] + [k for k in facts if k not in FACT_ORDER]
+    body = []
+    for key in keys:
+        value = facts[key]
+        if isinstance(value, (dict, list)):
+            continue
+        shown = human_count(value) if key == "params" else value
+        body.append(f"<tr><td>{escape(key)}</td><td>{escape(str(shown))}</td></tr>")
+    return f'<table class="ts-table ts-facts">{"".join(body)}</table>'

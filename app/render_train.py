@@ -1,0 +1,104 @@
+"""HTML for the Train tab: the progress bar with ETA, a failure explained, eval-chat answers.
+
+>>> fmt_seconds(3725), fmt_seconds(None)
+('1:02:05', '?')
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from app.locales import text
+
+STATE_CLASS = {"starting": "run", "running": "run", "stopping": "run", "queued": "run",
+               "finished": "ok", "stopped": "warn", "failed": "bad"}
+
+
+def fmt_seconds(seconds) -> str:
+    if seconds is None:
+        return "?"
+    try:
+        seconds = int(round(float(seconds)))
+    except (TypeError, ValueError):
+        return "?"
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_fraction(status: dict, last: dict | None) -> float:
+    """How far the run is, 0..1, from the latest metrics line (else status.json).
+
+    >>> progress_fraction({"state": "running"}, {"step": 5, "total_steps": 20})
+    0.25
+    >>> progress_fraction({"state": "finished"}, None)
+    1.0
+    """
+    if status.get("state") == "finished":
+        return 1.0
+    last = last or {}
+    step = last.get("step", status.get("step")) or 0
+    total = last.get("total_steps", status.get("total_steps")) or 0
+    try:
+        return max(0.0, min(1.0, float(step) / float(total))) if total else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def progress_html(status: dict, last: dict | None, lang: str, run_name: str = "") -> str:
+    """A bar with the state, step/total, elapsed time and ETA."""
+    state = status.get("state") or "unknown"
+    frac = progress_fraction(status, last)
+    last = last or {}
+    step = last.get("step", status.get("step")) or 0
+    total = last.get("total_steps", status.get("total_steps")) or "?"
+    detail = text("eta", lang, step=step, total=total, elapsed=fmt_seconds(last.get("elapsed_s")),
+                  eta=fmt_seconds(last.get("eta_s") if state in ("running", "starting") else 0))
+    label = text(f"state_{state}", lang) if state in STATE_CLASS else state
+    message = status.get("message") or ""
+    if state == "failed":
+        message = ""  # the failure box below says it in full
+    cls = STATE_CLASS.get(state, "run")
+    return (f'<div class="ts-progress ts-{cls}" data-state="{escape(state)}" data-frac="{frac:.4f}">'
+            f'<div class="ts-progress-head"><b>{escape(label)}</b> {escape(run_name)} · {escape(detail)}</div>'
+            f'<div class="ts-bar"><div class="ts-fill" style="width:{frac * 100:.1f}%"></div></div>'
+            f'<div class="ts-progress-msg">{escape(str(message))}</div></div>')
+
+
+def failure_html(status: dict, log_lines: list[str], lang: str) -> str:
+    """A failed run in plain words: the error, what to try, and the log lines that matter."""
+    if status.get("state") != "failed":
+        return ""
+    error = status.get("error") or status.get("message") or "The run failed."
+    advice = status.get("advice") or ""
+    lines = status.get("log") or log_lines
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    advice_html = f'<div class="ts-advice"><b>{escape(text("advice", lang))}:</b> {escape(advice)}</div>' if advice else ""
+    log_html = (f'<details open><summary>{escape(text("log_lines", lang))}</summary>'
+                f'<pre class="ts-loglines">{escape(chr(10).join(lines[-25:]))}</pre></details>') if lines else ""
+    return f'<div class="ts-error ts-failure"><b>{escape(str(error))}</b>{advice_html}{log_html}</div>'
+
+
+def samples_html(rows: list[dict], limit_steps: int = 6) -> str:
+    """Eval-chat answers grouped by step, newest step first."""
+    by_step: dict = {}
+    for row in rows:
+        by_step.setdefault(row.get("step", "?"), []).append(row)
+    blocks = []
+    for step in sorted(by_step, key=lambda s: s if isinstance(s, (int, float)) else -1, reverse=True)[:limit_steps]:
+        items = "".join(f'<div class="ts-qa"><div class="ts-q">{escape(str(r.get("prompt", "")))}</div>'
+                        f'<div class="ts-a">{escape(str(r.get("answer", "")))}</div></div>' for r in by_step[step])
+        blocks.append(f'<div class="ts-sample-step"><div class="ts-sample-head">step {escape(str(step))}</div>{items}</div>')
+    return "".join(blocks) or '<div class="ts-muted">-</div>'
+
+
+def run_choice(run: dict) -> tuple[str, str]:
+    """A drop-down entry ``(label, run_dir)`` for one run from ``list_runs``.
+
+    >>> run_choice({"name": "r1", "state": "running", "step": 3, "total_steps": 10, "run_dir": "/x/r1"})
+    ('r1 · running · 3/10', '/x/r1')
+    """
+    step, total = run.get("step"), run.get("total_steps")
+    where = f" · {step}/{total}" if step is not None and total else ""
+    return f"{run.get('name')} · {run.get('state')}{where}", run["run_dir"]

@@ -1,0 +1,174 @@
+"""Who may reach the app, and which files a browser may make it touch.
+
+Three rules, each a pure function with tests:
+
+* :func:`check_exposure` - binding anything but loopback, or ``--share``, needs ``--auth`` or an
+  explicit ``--insecure-no-auth`` (which earns a loud warning).
+* :func:`sanitize_filename` / :func:`store_upload` - uploads get a safe name, a size limit and land
+  under the app's uploads folder, never overwriting an earlier upload.
+* :func:`resolve_user_path` - a path typed in the browser is expanded, resolved (symlinks too) and
+  must fall inside one of the allowed folders.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import UserError
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+ALLOWED_UPLOAD_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".tsv", ".gguf", ".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What :func:`check_exposure` decided: the gradio ``auth`` value and any warning to print."""
+
+    auth: tuple[str, str] | None
+    warning: str = ""
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0"), is_loopback("localhost")
+    (True, False, True)
+    """
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(text: str) -> tuple[str, str]:
+    """``"user:pass"`` -> ``("user", "pass")``; the password may itself contain ':'.
+
+    >>> parse_auth("ann:s3:cret")
+    ('ann', 's3:cret')
+    """
+    user, sep, password = (text or "").partition(":")
+    if not sep or not user or not password:
+        raise UserError("--auth must look like user:password, with both parts non-empty.",
+                        "Example: --auth alice:a-long-passphrase")
+    return user, password
+
+
+def check_exposure(host: str, share: bool, auth: str | None, insecure_no_auth: bool) -> Exposure:
+    """Refuse to serve the studio beyond this machine without a password, unless told explicitly.
+
+    >>> check_exposure("127.0.0.1", False, None, False)
+    Exposure(auth=None, warning='')
+    >>> check_exposure("0.0.0.0", False, "a:b", False).auth
+    ('a', 'b')
+    """
+    creds = parse_auth(auth) if auth else None
+    exposed = share or not is_loopback(host)
+    if not exposed or creds:
+        return Exposure(creds)
+    where = "a public gradio.live link (--share)" if share else f"every network interface of {host}"
+    if not insecure_no_auth:
+        raise UserError(f"refusing to serve on {where} without a password: anyone who can reach it could "
+                        "train, read your datasets and run models on this machine.",
+                        "Add --auth user:password, or keep the default --host 127.0.0.1. "
+                        "If you really want no password, add --insecure-no-auth.")
+    bar = "!" * 78
+    return Exposure(None, f"{bar}\nWARNING: serving Tunesmith on {where} WITHOUT A PASSWORD "
+                          f"(--insecure-no-auth).\nAnyone who can reach it can start jobs and read files "
+                          f"in the allowed folders.\n{bar}")
+
+
+def sanitize_filename(name: str, *, max_len: int = 120) -> str:
+    """A safe, plain file name: no folders, no leading dots, only ``[A-Za-z0-9._-]``.
+
+    >>> sanitize_filename("../../etc/pass wd.json")
+    'pass_wd.json'
+    >>> sanitize_filename("C:\\\\Users\\\\x\\\\..\\\\données 1.csv")
+    'donnees_1.csv'
+    >>> sanitize_filename("...")
+    'upload'
+    """
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._-") or "upload"
+    stem, dot, suffix = base.rpartition(".")
+    if dot and len(suffix) <= 10:
+        stem = stem[: max_len - len(suffix) - 1].rstrip("._-") or "upload"
+        return f"{stem}.{suffix.lower()}"
+    return base[:max_len]
+
+
+def _unique(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name-1``, ``name-2``... so an earlier upload is never overwritten."""
+    target = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 1
+    while target.exists():
+        target = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return target
+
+
+def store_upload(src: str | Path, original_name: str, uploads_dir: Path, *, max_mb: float,
+                 suffixes: tuple[str, ...] = ALLOWED_UPLOAD_SUFFIXES) -> Path:
+    """Copy an uploaded temp file into ``uploads_dir`` under a sanitised, unique name.
+
+    Refuses files over ``max_mb`` and kinds that are not datasets/models/configs, with a message
+    saying what is accepted.
+    """
+    src = Path(src)
+    if not src.is_file():
+        raise UserError(f"the uploaded file {original_name!r} did not arrive.", "Upload it again.")
+    size_mb = src.stat().st_size / 2**20
+    if size_mb > max_mb:
+        raise UserError(f"{original_name!r} is {size_mb:.1f} MB, over the upload limit of {max_mb:g} MB.",
+                        "Give its path in the 'path' box instead (it is read in place), or start the app "
+                        "with a larger --max-upload-mb.")
+    name = sanitize_filename(original_name or src.name)
+    if not name.lower().endswith(suffixes):
+        raise UserError(f"{original_name!r} is not a file kind the app reads.",
+                        f"Upload one of: {', '.join(suffixes)}.")
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    target = _unique(uploads_dir, name)
+    shutil.copyfile(src, target)
+    return target
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return False
+    # A hidden folder under an allowed root (.ssh, .git, .env) is not the user's data.
+    return not any(part.startswith(".") for part in rel.parts)
+
+
+def resolve_user_path(text: str, roots: list[Path], *, must_exist: bool = True, what: str = "path") -> Path:
+    """Expand ``~``, resolve symlinks and ``..``, and check the result lies inside an allowed root.
+
+    >>> resolve_user_path("/etc/passwd", [Path("/tmp")])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    core.errors.UserError: /etc/passwd is outside the folders this app may use (/tmp). Fix: ...
+    """
+    text = (text or "").strip()
+    if not text:
+        raise UserError(f"no {what} given.", f"Type the {what}.")
+    if "\x00" in text:
+        raise UserError(f"the {what} contains a NUL character.", "Type a plain path.")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    path = path.resolve(strict=False)
+    if not any(_inside(path, Path(r).resolve()) for r in roots):
+        shown = ", ".join(str(r) for r in roots)
+        raise UserError(f"{text} is outside the folders this app may use ({shown}).",
+                        "Move or link the file into one of them, or restart the app with --allow-dir FOLDER.")
+    if must_exist and not path.exists():
+        raise UserError(f"{what} {text} does not exist.", "Check the spelling, or pick it from the list.")
+    return path

@@ -1,0 +1,41 @@
+"""Header: title, language switch, Save / Load config (the CLI's YAML)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from app.callbacks import config_cb
+from app.locales import LANG_NAMES
+from app.tabs.widgets import BuildContext, widget
+
+
+def build(ctx: BuildContext) -> None:
+    with gr.Row(equal_height=True, elem_classes=["ts-header"]):
+        widget(ctx, "top/title", gr.Markdown, is_input=False, scale=3)
+        widget(ctx, "top/lang", gr.Dropdown, choices=[(v, k) for k, v in LANG_NAMES.items()], value=ctx.lang,
+               scale=1, min_width=140)
+    with gr.Row(equal_height=True):
+        widget(ctx, "top/config_path", gr.Textbox, scale=4)
+        widget(ctx, "top/save_btn", gr.Button, is_input=False, scale=1, min_width=110)
+        widget(ctx, "top/load_btn", gr.Button, is_input=False, scale=1, min_width=110)
+        widget(ctx, "top/upload_cfg", gr.UploadButton, is_input=True, file_types=[".yaml", ".yml"],
+               type="filepath", scale=1, min_width=110)
+        widget(ctx, "top/download", gr.DownloadButton, is_input=False, scale=1, min_width=110, visible=False)
+    widget(ctx, "top/status", gr.HTML, is_input=False, value="")
+
+
+def wire(ctx: BuildContext) -> None:
+    reg, s = ctx.reg, ctx.settings
+    from app.form import form_ids
+
+    form = [i for i in form_ids() if i in reg]
+    reg.wire(reg["top/save_btn"].click, partial(config_cb.save_config, settings=s),
+             ["top/config_path", "top/download"], status="top/status")
+    reg.wire(reg["top/load_btn"].click, partial(config_cb.load_config, settings=s), form, status="top/status")
+    reg.wire(reg["top/upload_cfg"].upload, partial(config_cb.load_uploaded_config, settings=s),
+             [*form, "top/upload_cfg"], status="top/status")
+    relabel = [i for i in reg.ids() if i != "top/lang"]
+    reg.wire(reg["top/lang"].change, lambda v: config_cb.change_lang(v, relabel), relabel,
+             inputs=["top/lang"], status="top/status")

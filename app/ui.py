@@ -1,0 +1,57 @@
+"""Build the six-tab studio: header, Data, Model, Method, Train, Export, Chat.
+
+Every widget is registered in one :class:`~app.registry.Registry`; the tabs are built first and
+wired afterwards, so any handler can read any field of any tab.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from app.callbacks import data_cb, train_cb
+from app.callbacks.config_cb import default_config_path
+from app.form import gui_default_config, values_from_config
+from app.registry import Registry
+from app.settings import AppSettings
+from app.tabs import chat_tab, data_tab, export_tab, method_tab, model_tab, top, train_tab
+from app.tabs.widgets import BuildContext, container
+
+TABS = (("tab/data", data_tab), ("tab/model", model_tab), ("tab/method", method_tab),
+        ("tab/train", train_tab), ("tab/export", export_tab), ("tab/chat", chat_tab))
+
+
+def start_values(settings: AppSettings) -> dict:
+    """What the form shows on first open: the GUI default config plus the header's fields."""
+    return {**values_from_config(gui_default_config()), "top/lang": settings.lang,
+            "top/config_path": default_config_path(settings)}
+
+
+def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
+    reg = Registry()
+    ctx = BuildContext(reg, settings.lang, start_values(settings), settings)
+    with gr.Blocks(title="Tunesmith", analytics_enabled=False) as demo:
+        top.build(ctx)
+        tabs = {}
+        with gr.Tabs():
+            for tab_id, module in TABS:
+                with container(ctx, tab_id, gr.Tab) as tab:
+                    module.build(ctx)
+                tabs[tab_id] = tab
+        timer = gr.Timer(train_tab.POLL_SECONDS)
+        top.wire(ctx)
+        data_tab.wire(ctx)
+        model_tab.wire(ctx)
+        method_tab.wire(ctx)
+        train_tab.wire(ctx, timer)
+        export_tab.wire(ctx, tabs["tab/export"])
+        chat_tab.wire(ctx, tabs["tab/chat"])
+        # On every page load (a reload or a new browser): re-attach to a live run, fill lists.
+        reg.wire(demo.load, partial(train_cb.on_load, settings=settings), ["train/current", "train/runs",
+                                                                            "train/seen"],
+                 inputs=["train/current", "top/lang"], status="train/status")
+        reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings),
+                 ["data/suggest", "data.map_fn", "data/columns", *data_cb.COLUMN_IDS.values()],
+                 inputs=["data.path", "data.split", "data.map_fn", "top/lang"], status="data/status")
+    return demo, reg
