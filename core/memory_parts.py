@@ -1,0 +1,152 @@
+"""The arithmetic behind :mod:`core.memory`: model states (weights, adapters, gradients, optimizer) and
+activations. Formulas and their sources are described in core/memory.py's docstring; constants
+come from :class:`core.memory.MemoryParams`.
+"""
+
+from __future__ import annotations
+
+from core.model_info import ArchSpec, human_count
+from core.model_params import ParamInventory
+
+
+def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: str, world: int, ds: dict, params,
+                      details: dict, notes: list) -> dict:
+    """GPU bytes of weights / adapters / gradients / optimizer for one GPU.
+
+    Also fills ``details`` (CPU-offloaded bytes, DeepSpeed buckets, de-quantisation buffer, counts).
+    """
+    p = params
+    a = 4 if precision == "fp32" else 2
+    method = cfg.method.finetuning
+    n_params = inv.total
+    stage = ds.get("stage", 0)
+    deepspeed = bool(stage) or bool(cfg.distributed.deepspeed)
+    opt_state = p.optimizer_state_bytes.get(cfg.training.optimizer, 8)
+
+    # -- weights
+    if method == "qlora":
+        q = cfg.quantization
+        if q.bits == 4:
+            per = p.nf4_bytes + (p.nf4_double_quant_bytes if q.double_quant else p.nf4_absmax_bytes)
+            kind = q.quant_type + (" + double quant" if q.double_quant else "")
+        else:
+            per, kind = p.int8_bytes, "int8"
+        rest_bytes = 4 if p.qlora_upcast_non_quantized else a
+        quantized, rest = inv.linear * per, (n_params - inv.linear) * rest_bytes
+        weights = quantized + rest
+        details["weights_quantized"], details["weights_unquantized"] = int(quantized), int(rest)
+        details["weights_why"] = (f"{human_count(inv.linear)} in {kind} ({per:.3f} B/param), "
+                                  f"{human_count(n_params - inv.linear)} others in fp{8 * rest_bytes}")
+        if inv.other > 0.2 * n_params:
+            notes.append(f"{human_count(inv.other)} parameters (e.g. fused MoE expert tensors) are not nn.Linear "
+                         "layers, so bitsandbytes leaves them unquantised")
+    elif method == "lora":
+        weights = n_params * a
+        details["weights_why"] = f"{human_count(n_params)} frozen in {precision}"
+    elif deepspeed or precision == "fp32":
+        weights = n_params * a
+        details["weights_why"] = f"{human_count(n_params)} in {precision}"
+    else:  # HF Trainer AMP: fp32 weights + autocast's cached 16-bit copies of the matmul weights
+        copies = (inv.linear + inv.lm_head) * p.autocast_weight_copy_bytes
+        weights = n_params * 4 + copies
+        details["autocast_weight_copies"] = int(copies)
+        details["weights_why"] = f"{human_count(n_params)} in fp32 + {precision} autocast copies"
+    if cfg.method.stage == "dpo" and method == "full":
+        weights += n_params * a
+        details["reference_model"] = n_params * a
+        notes.append("full-parameter DPO keeps a frozen reference copy of the model")
+
+    # -- trainable parameters, gradients, optimizer
+    if cfg.uses_lora:
+        trainable = inv.lora_params(cfg.lora.r, cfg.lora.target_modules, dora=cfg.lora.use_dora)
+        param_b = 2 if (deepspeed and a == 2) else p.adapter_bytes  # DeepSpeed casts the module to 16-bit
+        adapters = trainable * param_b
+        grad_b = param_b
+        details["adapters_why"] = f"{human_count(trainable)} LoRA params in fp{8 * param_b}"
+    else:
+        trainable = n_params
+        adapters = 0
+        grad_b = a if (deepspeed or precision == "fp32") else 4
+    master = p.master_weight_bytes if (deepspeed and a == 2) else 0
+    details["trainable_params"] = int(trainable)
+    gradients = trainable * grad_b
+    optimizer = trainable * (opt_state + master)
+    details["gradients_why"] = f"{human_count(trainable)} x {grad_b} B"
+    details["optimizer_why"] = f"{cfg.training.optimizer}: {opt_state:g} B/param" + (" + fp32 master" if master else "")
+    if world > 1 and not stage:
+        details["ddp_buckets"] = int(gradients)
+        gradients *= 2
+        details["gradients_why"] += " + DDP bucket copy"
+
+    # -- ZeRO partitioning and offload
+    cpu = 0
+    if stage >= 1:
+        optimizer /= world
+    if stage >= 2:
+        gradients /= world
+    if stage >= 3:
+        weights /= world
+        if cfg.uses_lora:
+            adapters /= world
+    if ds.get("offload_optimizer"):
+        cpu += optimizer + (gradients if stage >= 2 else 0)
+        optimizer = 0
+        if stage >= 2:
+            gradients = 0
+    if stage >= 3:
+        live = p.zero3_live_layers * (n_params / max(1, spec.layers)) * (weights * world / max(1, n_params))
+        if ds.get("offload_param"):
+            cpu += weights
+            weights = 0
+        weights += live
+        details["zero3_gathered_layers"] = int(live)
+    if stage:
+        partitions = "optimizer" + (", gradients" if stage >= 2 else "") + (", weights" if stage >= 3 else "")
+        notes.append(f"ZeRO-{stage} splits the {partitions} over {world} GPU{'s' if world > 1 else ''}"
+                     + (" and offloads to CPU" if cpu else ""))
+        bucket_bytes = 4 if stage == 1 else a
+        buffers = ds.get("bucket", 0) * bucket_bytes * (2 if ds.get("overlap_comm") else 1)
+        details["deepspeed_buffers"] = int(buffers)
+    details["cpu_offloaded"] = int(cpu)
+
+    # -- transient full-size weight buffers
+    dequant = inv.largest_linear * a if method == "qlora" else 0
+    if cfg.uses_lora and cfg.lora.use_dora:
+        dequant += inv.largest_linear * 4  # DoRA materialises W + BA (fp32) to take its norm
+    if dequant:
+        details["dequant_buffer"] = int(dequant)
+    return {"weights": weights, "adapters": adapters, "gradients": gradients, "optimizer": optimizer}
+
+
+def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a: int, params, details: dict) -> int:
+    """Activation bytes of one micro-batch of ``tokens`` tokens at the backward pass' peak."""
+    p = params
+    h, L, I = spec.hidden, spec.layers, spec.active_mlp_width
+    q, kv = spec.q_width, spec.kv_width
+    full = cfg.method.finetuning == "full"
+    stream = 4 if (cfg.method.finetuning == "qlora" and p.qlora_upcast_non_quantized) else a
+
+    norms = 2 * p.norm_input_bytes * h
+    attention = a * (2 * q + 2 * kv)
+    mlp = a * (3 * I if spec.gated_mlp else I)
+    if spec.experts:  # tokens are gathered into each chosen expert and scattered back
+        mlp += 2 * a * h * spec.experts_per_token
+    inputs = a * (2 * h + q + I) if full else 0
+    lora = 0.0
+    if cfg.uses_lora:
+        mask = p.dropout_mask_bytes if cfg.lora.dropout > 0 else 0
+        targets = cfg.lora.target_modules
+        lora = inv.lora_input_width(targets, L) * (a + mask) + inv.lora_rank_outputs(targets, L) * cfg.lora.r * a
+    per_layer = norms + attention + mlp + inputs + lora
+    head = p.norm_input_bytes * h + (a * h if full else 0)
+    workspace = p.backward_workspace_tensors * max(h, I, q + 2 * kv) * 4
+    if cfg.model.gradient_checkpointing:
+        per_token = L * stream * h + per_layer + head + workspace
+        details["activations_why"] = (f"checkpoints {L} x {stream}h + 1 recomputed layer "
+                                      f"({per_layer / 1024:.0f} KiB/token)")
+    else:
+        per_token = L * per_layer + head + workspace
+        details["activations_why"] = f"{L} layers x {per_layer / 1024:.0f} KiB/token"
+    details["activation_bytes_per_token_per_layer"] = int(per_layer)
+    details["tokens_per_micro_batch"] = tokens
+    return int(tokens * per_token)
