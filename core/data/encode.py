@@ -1,0 +1,277 @@
+"""Conversations -> ``input_ids`` + ``labels`` exactly as XTuner's ``template_map_fn`` + ``encode_fn``.
+
+For each turn (BOS only at the start and after a turn that ended with EOS):
+
+    [BOS]  SYSTEM + INSTRUCTION   -> masked (-100)
+           output + SUFFIX        -> supervised (masked when output_with_loss is False)
+           [EOS]                  -> supervised, unless the template's SUFFIX acts as EOS
+           SEP                    -> masked
+
+Every segment is tokenised on its own with ``add_special_tokens=False``; the whole sample is then
+cut to ``max_length`` keeping the head. Segments of a whole batch are tokenised in one call of
+the fast tokenizer (identical strings once), which is where the speed comes from.
+
+In ``chat_template`` mode the tokenizer's Jinja template renders the conversation and the mask
+comes from the rendered text: exactly each answer and the end token right after it are supervised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.data.templates import CHAT_TEMPLATE, bos_eos_ids, get_template, has_chat_template
+from core.errors import UserError
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    full_length: int  # tokens before truncation
+    supervised: int = -1  # supervised tokens after truncation (-1: count them)
+
+    def __post_init__(self):
+        if self.supervised < 0:
+            self.supervised = sum(1 for x in self.labels if x != IGNORE_INDEX)
+
+    @property
+    def truncated(self) -> bool:
+        return self.full_length > len(self.input_ids)
+
+
+def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """``tokenizer(texts, add_special_tokens=False)["input_ids"]``, straight from the Rust tokenizer.
+
+    The backend's ``encode_batch_fast`` skips offsets and Python-side conversion; it is only used
+    when no truncation or padding is configured on the backend, so the ids are the same.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def batch_ids_offsets(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Token ids and character offsets of each text (no special tokens added)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        encs = backend.encode_batch(texts, add_special_tokens=False)
+        return [e.ids for e in encs], [e.offsets for e in encs]
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return enc["input_ids"], enc["offset_mapping"]
+
+
+def _filler(template_text: str, key: str):
+    """A fast ``fill(template_text, key=value, round=n)`` for one placeholder (plus {round}).
+
+    >>> _filler("[Round {round}] Q: {input} A:", "input")("hi", 2)
+    '[Round 2] Q: hi A:'
+    """
+    parts = template_text.split("{" + key + "}")
+    if "{round}" in template_text:
+        return lambda value, rnd: value.join(p.replace("{round}", str(rnd)) for p in parts)
+    return lambda value, rnd: value.join(parts)
+
+
+def apply_system(conversation: list[dict], system: str) -> list[dict]:
+    """Give the first turn ``system`` when no turn of the conversation has one.
+
+    >>> apply_system([{"input": "Q", "output": "A"}], "Be brief.")
+    [{'system': 'Be brief.', 'input': 'Q', 'output': 'A'}]
+    """
+    if not system or any(turn.get("system") for turn in conversation):
+        return conversation
+    return [{"system": system, **conversation[0]}] + list(conversation[1:])
+
+
+class XTunerEncoder:
+    """XTuner's layout for one of its templates, or no template at all (pre-training)."""
+
+    def __init__(self, tokenizer, template_name: str | None, max_length: int):
+        self.tokenizer = tokenizer
+        self.template = get_template(template_name) if template_name else None
+        self.max_length = int(max_length)
+        self.bos, self.eos = bos_eos_ids(tokenizer)
+        if self.template is not None:
+            self._instruction = _filler(self.template.instruction, "input")
+            self._system = _filler(self.template.system, "system") if self.template.system else None
+
+    def pieces(self, conversation: list[dict]) -> list[tuple[object, bool]]:
+        """The sample as (text or token ids, supervised) pieces, in order (XTuner's template_map_fn)."""
+        tpl, out = self.template, []
+        need_bos = True
+        for i, turn in enumerate(conversation):
+            system = turn.get("system") or ""
+            inp = turn.get("input") or ""
+            output = turn.get("output") or ""
+            with_loss = turn.get("output_with_loss", True) is not False
+            if tpl is not None:
+                inp = self._instruction(inp, i + 1)
+                if system and self._system is not None:
+                    inp = self._system(system, i + 1) + inp
+                output = output + tpl.suffix
+                need_eos, sep = tpl.need_eos_token, tpl.sep
+            else:
+                need_eos, sep = turn.get("need_eos_token", True), turn.get("sep", "") or ""
+            if need_bos and self.bos:
+                out.append((self.bos, False))
+            out.append((inp, False))
+            out.append((output, with_loss))
+            if need_eos:
+                out.append((self.eos, with_loss))
+            need_bos = need_eos
+            if sep:
+                out.append((sep, False))
+        return out
+
+    def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
+        plans = [self.pieces(c) for c in conversations]
+        unique = {}
+        for plan in plans:
+            for piece, _ in plan:
+                if isinstance(piece, str) and piece and piece not in unique:
+                    unique[piece] = len(unique)
+        texts = list(unique)
+        ids = batch_token_ids(self.tokenizer, texts) if texts else []
+        results, limit = [], self.max_length
+        for plan in plans:
+            input_ids, labels, supervised_count = [], [], 0
+            for piece, supervised in plan:
+                toks = piece if isinstance(piece, list) else (ids[unique[piece]] if piece else [])
+                if supervised:
+                    # count only what survives truncation
+                    supervised_count += max(0, min(len(toks), limit - len(input_ids)))
+                    labels.extend(toks)
+                else:
+                    labels.extend([IGNORE_INDEX] * len(toks))
+                input_ids.extend(toks)
+            results.append(_truncate(input_ids, labels, limit, supervised_count))
+        return results
+
+    def overhead(self, system: str = "") -> int:
+        """Tokens the template itself puts around one empty answer (BOS, system, instruction, suffix, EOS)."""
+        turn = {"system": system, "input": "", "output": ""}
+        enc = self.encode_batch([[turn]])[0]
+        sep = self.template.sep if self.template else ""
+        return enc.full_length - (len(self.tokenizer(sep, add_special_tokens=False)["input_ids"]) if sep else 0)
+
+
+def _truncate(input_ids: list[int], labels: list[int], max_length: int, supervised: int = -1) -> Encoded:
+    full = len(input_ids)
+    if full > max_length:
+        input_ids, labels = input_ids[:max_length], labels[:max_length]
+    return Encoded(input_ids, labels, full, supervised)
+
+
+def conversation_to_messages(conversation: list[dict]) -> list[dict]:
+    """XTuner turns -> chat messages (system, user, assistant) for a Jinja chat template.
+
+    >>> conversation_to_messages([{"system": "S", "input": "Q", "output": "A", "output_with_loss": False}])
+    [{'role': 'system', 'content': 'S'}, {'role': 'user', 'content': 'Q'}, {'role': 'assistant', 'content': 'A', 'loss': False}]
+    """
+    messages = []
+    for turn in conversation:
+        if turn.get("system"):
+            messages.append({"role": "system", "content": turn["system"]})
+        messages.append({"role": "user", "content": turn.get("input") or ""})
+        msg = {"role": "assistant", "content": turn.get("output") or ""}
+        if turn.get("output_with_loss", True) is False:
+            msg["loss"] = False
+        messages.append(msg)
+    return messages
+
+
+class ChatTemplateEncoder:
+    """The tokenizer's own chat template; the mask follows the rendered answers."""
+
+    def __init__(self, tokenizer, max_length: int):
+        if not has_chat_template(tokenizer):
+            raise UserError("the tokenizer has no chat template of its own.",
+                            "Pick an XTuner template (see `python -m core list-templates`).", field="data.template")
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+        specials.update((getattr(tokenizer, "get_added_vocab", dict)() or {}).keys())
+        specials.discard("")
+        self._end_token = re.compile(r"\s*(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
+                                     + ")") if specials else None
+
+    def _render(self, messages: list[dict], generation_prompt: bool) -> str:
+        clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+        return self.tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
+
+    def render(self, conversation: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+        """(full text, character spans to supervise)."""
+        messages = conversation_to_messages(conversation)
+        full = self._render(messages, False)
+        spans, cursor = [], 0
+        for j, msg in enumerate(messages):
+            if msg["role"] != "assistant":
+                continue
+            content = msg["content"]
+            start = -1
+            prefix = self._render(messages[:j], True)
+            if full.startswith(prefix):
+                for candidate in (content, content.strip()):
+                    if candidate and full.startswith(candidate, len(prefix)):
+                        start, content = len(prefix), candidate
+                        break
+            if start < 0:  # the template rewrites earlier turns: find the answer after the last one
+                for candidate in (content, content.strip()):
+                    start = full.find(candidate, cursor) if candidate else -1
+                    if start >= 0:
+                        content = candidate
+                        break
+            if start < 0:
+                continue
+            end = start + len(content)
+            if self._end_token is not None:
+                m = self._end_token.match(full, end)
+                if m:
+                    end_tok = (m.start(1), m.end(1))
+                    if msg.get("loss", True) is not False:
+                        spans.append((start, end))
+                        spans.append(end_tok)
+                    cursor = m.end(1)
+                    continue
+            if msg.get("loss", True) is not False:
+                spans.append((start, end))
+            cursor = end
+        return full, spans
+
+    def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
+        rendered = [self.render(c) for c in conversations]
+        if not rendered:
+            return []
+        all_ids, all_offsets = batch_ids_offsets(self.tokenizer, [r[0] for r in rendered])
+        results = []
+        for (text, spans), ids, offsets in zip(rendered, all_ids, all_offsets):
+            labels = [IGNORE_INDEX] * len(ids)
+            if spans:
+                k = 0
+                for t, (s, e) in enumerate(offsets):
+                    if e <= s:
+                        continue
+                    while k < len(spans) and spans[k][1] <= s:
+                        k += 1
+                    if k == len(spans):
+                        break
+                    if spans[k][0] <= s < spans[k][1]:
+                        labels[t] = ids[t]
+            results.append(_truncate(list(ids), labels, self.max_length))
+        return results
+
+    def overhead(self, system: str = "") -> int:
+        turn = {"system": system, "input": "", "output": ""}
+        return self.encode_batch([[turn]])[0].full_length
+
+
+def make_encoder(tokenizer, template_name: str | None, max_length: int):
+    """The encoder for a resolved template name ("" or None: no template, as for pre-training)."""
+    if template_name == CHAT_TEMPLATE:
+        return ChatTemplateEncoder(tokenizer, max_length)
+    return XTunerEncoder(tokenizer, template_name or None, max_length)

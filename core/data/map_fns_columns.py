@@ -1,0 +1,137 @@
+"""Column mapping for any other layout, and guessing the map_fn from a file's columns."""
+
+from __future__ import annotations
+
+from core.data.map_fns_base import MapFn, RowSkipped, as_list, text
+from core.errors import UserError
+
+ROLES = ("system", "input", "output", "history")
+
+
+def parse_columns_arg(spec: str) -> dict:
+    """``"input=q,output=a"`` -> ``{"input": "q", "output": "a"}``.
+
+    >>> parse_columns_arg("input=question, output=answer,system=sys")
+    {'input': 'question', 'output': 'answer', 'system': 'sys'}
+    """
+    mapping = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise UserError(f"column mapping '{part}' is not ROLE=COLUMN.",
+                            "Example: --columns input=question,output=answer (roles: system, input, output, history).")
+        role, column = (s.strip() for s in part.split("=", 1))
+        mapping[role] = column
+    return mapping
+
+
+def _history_turns(history, names: dict) -> list[dict]:
+    """Earlier turns from a history cell: [[q, a], ...], [{input, output}, ...] or chat messages."""
+    turns = []
+    items = as_list(history)
+    if items and all(isinstance(m, dict) for m in items) and any(("role" in m or "from" in m) for m in items):
+        from core.data.map_fns import openai_map_fn, sharegpt_map_fn
+
+        if any("from" in m for m in items):
+            return sharegpt_map_fn({"conversations": items})["conversation"]
+        return openai_map_fn({"messages": items})["conversation"]
+    for item in items:
+        if isinstance(item, dict):
+            turn = {"input": text(item.get(names.get("input", "input"), item.get("input"))),
+                    "output": text(item.get(names.get("output", "output"), item.get("output")))}
+            system = text(item.get(names.get("system", "system"), item.get("system")))
+            turns.append({"system": system, **turn} if system else turn)
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            turns.append({"input": text(item[0]), "output": text(item[1])})
+        else:
+            raise RowSkipped("history entries must be [question, answer] pairs or turn objects")
+    return turns
+
+
+def build_columns_map_fn(columns: dict) -> MapFn:
+    """A map function from ``{role: column}`` with roles system / input / output / history.
+
+    ``history`` holds earlier turns ([[q, a], ...] as LLaMA-Factory writes it, turn objects, or
+    chat messages); when the row has no ``output`` column the history alone is the conversation,
+    and the input/output/system names are looked up inside each history object.
+
+    Before (columns={"input": "q", "output": "a", "history": "h"}):
+            {"q": "And 3+3?", "a": "6", "h": [["2+2?", "4"]]}
+    After:  {"conversation": [{"input": "2+2?", "output": "4"}, {"input": "And 3+3?", "output": "6"}]}
+    """
+    columns = {k: v for k, v in dict(columns or {}).items() if v}
+    unknown = [k for k in columns if k not in ROLES]
+    if unknown:
+        raise UserError(f"unknown column role(s) {', '.join(unknown)}.",
+                        "Roles are system, input, output and history, e.g. --columns input=q,output=a.",
+                        field="data.columns")
+    if "output" not in columns and "history" not in columns:
+        raise UserError("the column mapping needs an output column (or a history column).",
+                        "Example: --columns input=question,output=answer.", field="data.columns")
+    required = (columns["history"],) if "history" in columns else tuple(
+        columns[r] for r in ("input", "output") if r in columns)
+
+    def columns_map_fn(row: dict) -> dict:
+        turns = _history_turns(row.get(columns["history"]), columns) if "history" in columns else []
+        out_col = columns.get("output")
+        if out_col and out_col in row:
+            turn = {"input": text(row.get(columns.get("input", ""), "")), "output": text(row[out_col])}
+            turns.append(turn)
+        system = text(row.get(columns["system"])) if "system" in columns and columns["system"] in row else ""
+        if system and turns and not turns[0].get("system"):
+            turns[0] = {"system": system, **turns[0]}
+        if not turns:
+            raise RowSkipped("no turns in the mapped columns")
+        return {"conversation": turns}
+
+    columns_map_fn.__doc__ = build_columns_map_fn.__doc__
+    summary = ", ".join(f"{role}={col}" for role, col in columns.items())
+    return MapFn("columns", columns_map_fn, required, f"column mapping ({summary})",
+                 tuple(c for r, c in columns.items() if c not in required))
+
+
+# (columns that must all be present, map_fn); checked in order, most specific first.
+_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("conversation",), "standard"),
+    (("messages",), "openai"),
+    (("conversations",), "sharegpt"),
+    (("instruction_zh", "output_zh"), "alpaca_zh"),
+    (("instruction", "output"), "alpaca"),
+    (("description", "color"), "colors"),
+    (("abstract", "title"), "arxiv"),
+    (("prompt", "completion"), "code_alpaca"),
+    (("system_prompt", "question", "response"), "openorca"),
+    (("context", "question", "answer"), "sql"),
+    (("question", "response"), "stack_exchange"),
+    (("question", "answer"), "law_reference"),
+    (("prompt", "response"), "tiny_codes"),
+    (("input", "output"), "default"),
+    (("text",), "pretrain"),
+)
+
+
+def suggest(column_names, first_row: dict | None = None) -> str | None:
+    """Guess the map_fn from the column names (and the first row, to tell Guanaco text from plain text).
+
+    >>> suggest(["messages"]), suggest(["instruction", "input", "output"]), suggest(["text"])
+    ('openai', 'alpaca', 'pretrain')
+    >>> suggest(["text"], {"text": "### Human: Hi### Assistant: Hello"})
+    'oasst1'
+    >>> suggest(["foo", "bar"]) is None
+    True
+    """
+    present = set(column_names)
+    for needed, name in _RULES:
+        if all(c in present for c in needed):
+            if name == "pretrain" and first_row and "### Human:" in text(first_row.get("text")):
+                return "oasst1"
+            if name == "sharegpt" and first_row:
+                roles = {text(m.get("from")) for m in as_list(first_row.get("conversations")) if isinstance(m, dict)}
+                if "system" in roles and "user" in roles and any(
+                        "<|startofthink|>" in text(m.get("value")) for m in as_list(first_row.get("conversations"))
+                        if isinstance(m, dict)):
+                    return "msagent_react"
+            return name
+    return None

@@ -1,0 +1,216 @@
+"""From a DataConfig to training batches: load -> map_fn -> template -> tokenise + mask -> pack.
+
+The row-level work runs as one batched ``datasets.map`` (``num_proc`` processes, cached by
+``datasets`` for file-backed data). Rows that cannot become a training sample are dropped with a
+counted reason; a dataset left with nothing raises a DataError that says why.
+
+Row rules (decided here, tested in tests/test_data_pipeline.py):
+- a conversation ending on a user turn loses that turn (as XTuner); with no answer left it is dropped;
+- a turn with an empty answer drops the whole row ("empty answer"): training on it would only
+  teach the model to stop;
+- a sample whose supervised tokens were all cut by max_length is dropped (as XTuner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.data.encode import apply_system, make_encoder
+from core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
+from core.data.map_fns_base import MapFn, text
+from core.data.stats import DatasetStats
+from core.data.templates import resolve_template
+from core.errors import ConfigError, DataError
+
+ROW_COLUMNS = ("input_ids", "labels", "length", "full_length", "supervised", "drop_reason", "note", "row")
+TRAILING_USER_NOTE = "trailing user turn without an answer removed"
+
+
+@dataclass
+class PipelineSpec:
+    """Everything needed to turn rows into samples, resolved once."""
+
+    map_fn: MapFn
+    template: str  # resolved template name, "" for none (pre-training)
+    encoder: object
+    system: str = ""
+    max_length: int = 2048
+
+
+@dataclass
+class BuiltData:
+    train: object  # datasets.Dataset: input_ids, labels, position_ids, cu_seqlens, length
+    eval: object | None
+    stats: DatasetStats
+    template: str
+    eval_stats: DatasetStats | None = field(default=None)
+
+
+def resolve_map_fn(data, column_names, first_row: dict | None = None, *, stage: str = "sft") -> MapFn:
+    """The configured map_fn, or the suggested one for ``auto``; checks the columns."""
+    name = data.map_fn or "auto"
+    if name == "auto":
+        name = suggest_map_fn(column_names, first_row)
+        if name is None:
+            raise DataError(f"cannot tell the format of {data.path}: columns {', '.join(column_names)}.",
+                            "Choose a map_fn (`python -m core list-map-fns`) or map columns by hand, "
+                            "e.g. --columns input=question,output=answer.", field="data.map_fn")
+        if stage == "pretrain" and "text" in column_names:
+            name = "pretrain"
+    map_fn = get_map_fn(name, data.columns if name == COLUMNS else None)
+    check_columns(map_fn, column_names, data.path)
+    return map_fn
+
+
+def make_spec(data, tokenizer, column_names, first_row=None, *, model_name_or_path: str = "",
+              stage: str = "sft") -> PipelineSpec:
+    if stage in ("dpo", "orpo"):
+        raise ConfigError(f"stage '{stage}' uses preference pairs.", "Use build_preference_data for DPO/ORPO data.")
+    map_fn = resolve_map_fn(data, column_names, first_row, stage=stage)
+    if stage == "pretrain" or map_fn.name == "pretrain":
+        template = ""
+    else:
+        template = resolve_template(data.template, model_name_or_path, tokenizer=tokenizer)
+    if data.max_length < 1:
+        raise ConfigError(f"max_length must be positive, got {data.max_length}.", "Use e.g. 2048.",
+                          field="data.max_length")
+    encoder = make_encoder(tokenizer, template, data.max_length)
+    overhead = encoder.overhead(data.system)
+    if data.max_length <= overhead:
+        raise ConfigError(f"max_length {data.max_length} is smaller than the template's own overhead: "
+                          f"{template or 'no template'} puts {overhead} tokens around every answer"
+                          f"{' (with the system prompt)' if data.system else ''}, leaving no room for the answer.",
+                          f"Raise max_length to well above {overhead} (512-2048 is usual).", field="data.max_length")
+    return PipelineSpec(map_fn, template, encoder, data.system or "", data.max_length)
+
+
+def _conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
+    """Row -> (conversation, note) or RowSkipped."""
+    result = spec.map_fn(row)
+    conversation = result.get("conversation") or []
+    if not conversation:
+        raise RowSkipped("no conversation after mapping")
+    pretrain = spec.map_fn.name == "pretrain"
+    for turn in conversation:
+        if not text(turn.get("output")).strip():
+            raise RowSkipped("empty text" if pretrain else "empty answer")
+    if spec.template != "" and not pretrain:
+        conversation = apply_system(conversation, spec.system)
+    return conversation, (TRAILING_USER_NOTE if result.get("trailing_user_turn") else "")
+
+
+def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
+    """A batch of raw rows -> the ROW_COLUMNS (dropped rows keep empty ids and a reason)."""
+    n = len(indices)
+    keys = list(batch)
+    reasons, notes, good, conversations = [""] * n, [""] * n, [], []
+    for j in range(n):
+        row = {k: batch[k][j] for k in keys}
+        try:
+            conversation, notes[j] = _conversation(row, spec)
+        except RowSkipped as exc:
+            reasons[j] = exc.reason
+            continue
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reasons[j] = f"row could not be mapped ({type(exc).__name__})"
+            continue
+        good.append(j)
+        conversations.append(conversation)
+    out = {"input_ids": [[] for _ in range(n)], "labels": [[] for _ in range(n)], "length": [0] * n,
+           "full_length": [0] * n, "supervised": [0] * n, "drop_reason": reasons, "note": notes,
+           "row": list(indices)}
+    for j, enc in zip(good, spec.encoder.encode_batch(conversations)):
+        supervised = enc.supervised
+        if supervised == 0:
+            reasons[j] = ("no supervised token left after truncation to max_length" if enc.truncated
+                          else "no supervised token (every answer has loss turned off)")
+            continue
+        out["input_ids"][j], out["labels"][j] = enc.input_ids, enc.labels
+        out["length"][j], out["full_length"][j], out["supervised"][j] = len(enc.input_ids), enc.full_length, supervised
+    return out
+
+
+def collect_stats(encoded, spec: PipelineSpec, rows: int) -> DatasetStats:
+    """Stats from the encoded columns (before dropping)."""
+    stats = DatasetStats(rows=rows, max_length=spec.max_length, template=spec.template, map_fn=spec.map_fn.name)
+    names = ("drop_reason", "note", "row", "length", "full_length", "supervised")
+    if isinstance(encoded, dict):
+        cols = encoded
+    else:
+        table = encoded.with_format("arrow", columns=list(names))[:]
+        cols = {c: table.column(c).to_pylist() for c in names}
+    for reason, note, row, length, full, sup in zip(cols["drop_reason"], cols["note"], cols["row"], cols["length"],
+                                                    cols["full_length"], cols["supervised"]):
+        if reason:
+            stats.add_drop(reason, row)
+            continue
+        if note:
+            stats.notes[note] = stats.notes.get(note, 0) + 1
+        stats.kept += 1
+        stats.lengths.append(length)
+        stats.total_tokens += length
+        stats.supervised_tokens += sup
+        stats.truncated += full > length
+    stats.sequences = stats.kept
+    return stats
+
+
+def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
+    return DataError(f"{path}: no usable sample: all {stats.rows} row(s) were dropped: {stats.drop_summary()}.",
+                     "Fix those rows, or choose the map_fn / template / max_length that fits the data "
+                     "(`python -m core check-dataset` shows each step).")
+
+
+def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
+    """Run :func:`encode_rows` over a Dataset; returns (kept samples, stats)."""
+    num_proc = max(1, min(int(num_proc or 1), ds.num_rows // 1000 or 1))
+    encoded = ds.map(encode_rows, batched=True, batch_size=1000, with_indices=True, fn_kwargs={"spec": spec},
+                     remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
+                     desc="Tokenising")
+    stats = collect_stats(encoded, spec, ds.num_rows)
+    if stats.kept == 0:
+        raise nothing_left_error(stats, path)
+    kept = encoded.filter(lambda reasons: [not r for r in reasons], input_columns=["drop_reason"], batched=True,
+                          batch_size=10000) if stats.dropped else encoded
+    return kept.select_columns(["input_ids", "labels", "length"]), stats
+
+
+def _split_eval(ds, eval_size: float, seed: int):
+    if not eval_size:
+        return ds, None
+    n_eval = int(eval_size) if eval_size >= 1 else int(round(ds.num_rows * eval_size))
+    if n_eval < 1 or n_eval >= ds.num_rows:
+        raise ConfigError(f"eval_size {eval_size} gives {n_eval} evaluation rows out of {ds.num_rows}.",
+                          "Use a fraction like 0.05 or a row count smaller than the dataset.", field="data.eval_size")
+    parts = ds.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft", seed: int = 42) -> BuiltData:
+    """Load, map, template, tokenise, mask, drop, and (optionally) pack a dataset for SFT or pre-training.
+
+    ``train``/``eval`` rows hold input_ids, labels, position_ids (restarting at 0 for every packed
+    sample), cu_seqlens (sample boundaries inside the row) and length.
+    """
+    from core.data.loading import load_rows
+    from core.data.packing import pack_dataset, unpacked
+
+    ds = load_rows(data.path, split=data.split)
+    spec = make_spec(data, tokenizer, ds.column_names, ds[0], model_name_or_path=model_name_or_path, stage=stage)
+    if data.max_samples and data.max_samples < ds.num_rows:
+        ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
+    train_rows, eval_rows = _split_eval(ds, data.eval_size, seed)
+    train, stats = encode_dataset(train_rows, spec, num_proc=data.num_proc, path=data.path)
+    eval_ds = eval_stats = None
+    if eval_rows is not None:
+        eval_ds, eval_stats = encode_dataset(eval_rows, spec, num_proc=data.num_proc, path=data.path)
+    if data.pack:
+        train = pack_dataset(train, data.max_length, shuffle=data.shuffle_before_pack, seed=seed)
+        eval_ds = pack_dataset(eval_ds, data.max_length, shuffle=False) if eval_ds is not None else None
+    else:
+        train = unpacked(train)
+        eval_ds = unpacked(eval_ds) if eval_ds is not None else None
+    stats.packed, stats.sequences = bool(data.pack), train.num_rows
+    if eval_stats is not None:
+        eval_stats.packed, eval_stats.sequences = bool(data.pack), eval_ds.num_rows
+    return BuiltData(train=train, eval=eval_ds, stats=stats, template=spec.template, eval_stats=eval_stats)
