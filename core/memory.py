@@ -152,6 +152,8 @@ def estimate_memory(cfg: RunConfig, *, gpu_gb: float | None = None, params: Memo
     if inventory.source != "meta device":
         est.notes.append("this architecture needs remote code, so its layers were laid out from config.json "
                          "fields as a Llama-style block (parameter counts within a few percent)")
+    if source == "bundled snapshot":
+        est.notes.append("model shape from Tunesmith's bundled copy of its config.json fields (not cached here)")
     est.details["config_source"] = source
     return est
 

@@ -1,7 +1,8 @@
 """Model facts from config.json alone: no weights are read or downloaded.
 
 ``model_facts("Qwen/Qwen2-7B-Instruct")`` finds the model's config.json (a local folder, the
-embedded model's imported folder, or the local Hugging Face cache for a hub id), reads the
+embedded model's imported folder, or the local Hugging Face cache for a hub id; for the models of
+the presets, fields bundled in presets/model_configs.json when the cache has none), reads the
 architecture numbers from it, and counts parameters by building the model on PyTorch's meta device
 (shapes only, no memory). Architectures that need the model's own Python code (InternLM2, ChatGLM3,
 Baichuan2, Qwen-1, MiniCPM-1, DeepSeek-MoE) are never executed here: their parameters are counted
@@ -155,6 +156,13 @@ def is_native(model_type: str) -> bool:
 
 # ---- finding config.json -------------------------------------------------------------------------
 
+BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "presets" / "model_configs.json"
+
+
+class NotCached(UserError):
+    """A hub id whose config.json is not in the local cache."""
+
+
 def _looks_like_hub_id(text: str) -> bool:
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
@@ -163,7 +171,8 @@ def _looks_like_hub_id(text: str) -> bool:
 def find_config_json(name_or_path: str) -> tuple[Path, str]:
     """(path of config.json, where it came from: local / embedded / hub cache).
 
-    Never downloads: a hub id works only when its config.json is already in the local cache.
+    Never downloads: a hub id works only when its config.json is already in the local cache
+    (:class:`NotCached` otherwise).
     """
     name = str(name_or_path or "").strip()
     if not name:
@@ -187,7 +196,7 @@ def find_config_json(name_or_path: str) -> tuple[Path, str]:
         cached = _hub_cache_config(name)
         if cached is not None:
             return cached, "hub cache"
-        raise UserError(f"config.json of hub model {name} is not in the local Hugging Face cache, and nothing is "
+        raise NotCached(f"config.json of hub model {name} is not in the local Hugging Face cache, and nothing is "
                         "downloaded to read model facts.",
                         f"Download it once (`huggingface-cli download {name} config.json`) or give a local folder.")
     raise UserError(f"model folder {name} does not exist.",
@@ -206,9 +215,29 @@ def _hub_cache_config(repo_id: str) -> Path | None:
     return Path(found) if isinstance(found, (str, os.PathLike)) and Path(found).is_file() else None
 
 
+def bundled_config(repo_id: str) -> dict | None:
+    """The architecture fields of a preset model's hub config.json, shipped in presets/model_configs.json."""
+    try:
+        table = json.loads(BUNDLED_CONFIGS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = table.get(repo_id)
+    return dict(found) if isinstance(found, dict) else None
+
+
 def read_config(name_or_path: str) -> tuple[dict, Path, str]:
-    """(config.json as a dict, its path, its source) for a model name or path."""
-    path, source = find_config_json(name_or_path)
+    """(config.json as a dict, its path, its source) for a model name or path.
+
+    A hub id that is not cached falls back to the bundled fields of the preset models
+    (source "bundled snapshot"); any other hub id raises a UserError.
+    """
+    try:
+        path, source = find_config_json(name_or_path)
+    except NotCached:
+        snapshot = bundled_config(str(name_or_path).strip())
+        if snapshot is None:
+            raise
+        return snapshot, BUNDLED_CONFIGS, "bundled snapshot"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -236,5 +236,6 @@ def test_estimate_cli_errors_are_one_line(tmp_path, capsys):
     bad.write_text("model: [\n", encoding="utf-8")
     assert main(["estimate", str(bad)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
-    assert main(["estimate", "qwen2_7b_instruct_qlora_alpaca_e3", "--gpu-gb", "8"]) == 2  # hub model not cached
-    assert "huggingface-cli download Qwen/Qwen2-7B-Instruct" in capsys.readouterr().err
+    assert main(["estimate", "qwen2_7b_instruct_qlora_alpaca_e3", "--set", "model.name_or_path=someorg/unknown",
+                 "--gpu-gb", "8"]) == 2  # a hub model that is neither cached nor a preset model
+    assert "huggingface-cli download someorg/unknown" in capsys.readouterr().err

@@ -88,9 +88,10 @@ def test_hub_id_found_only_in_the_local_cache(tmp_path, monkeypatch):
     cache = tmp_path / "hub"
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
     with pytest.raises(UserError) as err:
-        model_facts("internlm/internlm2_5-7b-chat")
+        model_facts("someorg/unknown-model")
     assert "not in the local Hugging Face cache" in str(err.value)
-    assert "huggingface-cli download internlm/internlm2_5-7b-chat" in str(err.value)
+    assert "huggingface-cli download someorg/unknown-model" in str(err.value)
+    assert model_facts("internlm/internlm2_5-7b-chat")["source"] == "bundled snapshot"  # a preset model
     repo = cache / "models--internlm--internlm2_5-7b-chat"
     write_model(repo / "snapshots" / "abc123", INTERNLM2_7B)
     (repo / "refs").mkdir()
@@ -121,3 +122,14 @@ def test_model_info_cli(tmp_path, capsys):
     assert "parameters" in out and "6.24B" in out and "trust_remote_code" in out
     assert main(["model-info", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("error: model folder")
+
+
+def test_preset_models_work_offline_from_the_bundled_fields(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    qwen = model_facts("Qwen/Qwen2-7B-Instruct")
+    assert qwen["source"] == "bundled snapshot" and qwen["param_source"] == "meta device"
+    assert qwen["params"] == 7_615_616_512 and qwen["kv_heads"] == 4 and qwen["template"] == "qwen_chat"
+    mixtral = model_facts("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    assert (mixtral["experts"], mixtral["experts_per_token"]) == (8, 2) and mixtral["params_human"] == "46.70B"

@@ -88,13 +88,14 @@ def test_families_and_datasets_are_all_covered():
 
 
 def test_known_hub_ids_and_templates():
-    by_path = {load_config(n).model.name_or_path: load_config(n).data.template for n in ALL}
+    configs = [load_config(n) for n in ALL]
+    by_path = {c.model.name_or_path: c.data.template for c in configs}
     assert by_path["internlm/internlm2_5-7b-chat"] == "internlm2_chat"
     assert by_path["meta-llama/Meta-Llama-3-8B-Instruct"] == "llama3_chat"
     assert by_path["Qwen/Qwen2-7B-Instruct"] == "qwen_chat"
     assert by_path["THUDM/chatglm3-6b"] == "chatglm3"
     assert by_path["HuggingFaceTB/SmolLM2-1.7B-Instruct"] == "chat_template"
-    data = {load_config(n).data.path for n in ALL}
+    data = {c.data.path for c in configs}
     assert {"tatsu-lab/alpaca", "timdettmers/openassistant-guanaco", "burkelibbey/colors"} <= data
 
 
@@ -194,3 +195,40 @@ def test_presets_round_trip_through_yaml():
     for name in ALL[:5]:
         cfg = load_config(name)
         assert RunConfig.from_yaml(cfg.to_yaml()) == cfg
+
+
+def _size(text: str) -> float:
+    """'7.7B' -> 7.7e9, '135M, bundled with the app' -> 1.35e8."""
+    m = re.match(r"([0-9.]+)([BM])", text)
+    return float(m[1]) * (1e9 if m[2] == "B" else 1e6)
+
+
+@pytest.mark.parametrize("model_key", [k for k in make_presets.MODELS if not k.startswith("smollm2_135m")])
+def test_every_preset_model_has_facts_offline(model_key, tmp_path_factory, monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    from core.model_info import model_facts
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("empty-hf-cache")))
+    model = make_presets.MODELS[model_key]
+    facts = model_facts(model.path)
+    assert facts["source"] == "bundled snapshot"
+    assert facts["params"] == pytest.approx(_size(model.params), rel=0.03), facts["params_human"]
+    assert facts["needs_remote_code"] is model.remote_code
+
+
+def test_every_preset_has_a_memory_estimate(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
+    from core.memory import estimate_memory
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    totals = {}
+    for name in ALL:
+        if name.startswith("smollm2_135m"):
+            continue  # the embedded model needs its import; covered in test_model_info
+        totals[name] = estimate_memory(load_config(name)).total_gb
+    assert totals["llama2_7b_qlora_oasst1_e3"] < totals["llama2_7b_chat_qlora_alpaca_e3"] + 0.01
+    assert totals["yi_34b_qlora_alpaca_e3"] > totals["yi_6b_qlora_alpaca_e3"] * 3
+    assert totals["llama2_7b_full_alpaca_e3"] < 80  # 8 GPUs with ZeRO-3 as XTuner runs it
+    assert all(1 < gb < 200 for gb in totals.values()), totals
