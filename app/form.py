@@ -46,12 +46,9 @@ def config_fields() -> list[str]:
     return [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
 
 
-SPLIT_FIELDS = {"data.columns", "distributed.deepspeed"}
-
-
 def form_ids() -> list[str]:
-    """Registry ids of every widget that edits the RunConfig."""
-    return config_fields() + list(COLUMN_IDS.values()) + [DS_OFFLOAD_ID]
+    """Registry ids of every widget that edits the RunConfig (``data.columns`` is four boxes)."""
+    return [f for f in config_fields() if f != "data.columns"] + list(COLUMN_IDS.values()) + [DS_OFFLOAD_ID]
 
 
 def gui_default_config() -> RunConfig:

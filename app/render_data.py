@@ -122,8 +122,9 @@ def bin_lengths(lengths: list[int], bins: int = 20) -> tuple[list[int], list[int
     return edges, counts
 
 
-FACT_ORDER = ("family", "params", "layers", "hidden", "heads", "kv_heads", "vocab", "context", "dtype",
-              "template", "architecture", "path")
+FACT_ORDER = ("family", "params", "layers", "hidden", "heads", "kv_heads", "intermediate", "vocab", "context",
+              "dtype", "template", "architecture", "model_type", "tied_embeddings", "needs_remote_code", "config_path")
+FACT_SKIP = ("params_human", "name", "source", "param_source", "head_dim", "experts", "experts_per_token")
 
 
 def human_count(n: Any) -> str:
@@ -143,7 +144,7 @@ def human_count(n: Any) -> str:
 
 def facts_html(facts: dict) -> str:
     """Model facts as a two-column table, the most useful first."""
-    keys = [k for k in FACT_ORDER if k in facts] + [k for k in facts if k not in FACT_ORDER]
+    keys = [k for k in FACT_ORDER if k in facts] + [k for k in facts if k not in FACT_ORDER and k not in FACT_SKIP]
     body = []
     for key in keys:
         value = facts[key]

@@ -43,7 +43,7 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         top.wire(ctx)
         data_tab.wire(ctx)
         model_tab.wire(ctx)
-        method_tab.wire(ctx)
+        method_tab.wire(ctx, tabs["tab/method"])
         train_tab.wire(ctx, timer)
         export_tab.wire(ctx, tabs["tab/export"])
         chat_tab.wire(ctx, tabs["tab/chat"])

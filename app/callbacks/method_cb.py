@@ -20,15 +20,10 @@ PARTS = ("weights", "adapters", "gradients", "optimizer", "activations", "logits
 
 @functools.lru_cache(maxsize=1)
 def detected_gpu_gb() -> float | None:
-    """Memory of GPU 0 in GiB, or None without a CUDA GPU (torch imported here, once)."""
-    try:
-        import torch
+    """Memory of GPU 0 in GiB, or None without a CUDA GPU (asked once; torch is imported there)."""
+    from core.memory import detect_gpu_gb
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_properties(0).total_memory / 2**30
-    except Exception:  # no torch / broken driver: plan against a chosen size instead
-        return None
-    return None
+    return detect_gpu_gb()
 
 
 def gpu_gb_of(values: dict) -> tuple[float, bool]:
@@ -66,6 +61,12 @@ def _gb(n: float) -> str:
 
 
 def memory_html(estimate: dict, gpu_gb: float, lang: str, note: str = "") -> str:
+    """Render ``MemoryEstimate.to_dict()`` (``breakdown``, ``total``, ``setup``, ``notes``).
+
+    >>> html = memory_html({"breakdown": {"weights": 2**30}, "total": 2**30}, 8, "en")
+    >>> 'data-fits="true"' in html and "1.00 GB" in html
+    True
+    """
     """A stacked bar of the breakdown against the GPU size, and the numbers in a table."""
     breakdown = estimate.get("breakdown", {})
     total = estimate.get("total") or sum(breakdown.values())
@@ -79,7 +80,10 @@ def memory_html(estimate: dict, gpu_gb: float, lang: str, note: str = "") -> str
     verdict = text("fits" if fits else "does_not_fit", lang, gb=f"{gpu_gb:g}")
     head = (f'<div class="ts-mem-head {"ts-ok" if fits else "ts-bad"}"><b>{_gb(total)}</b> · {escape(verdict)}</div>')
     line = f'<div class="ts-mem-cap" style="left:{100 * capacity / scale:.2f}%"></div>'
-    note_html = f'<div class="ts-muted">{escape(note)}</div>' if note else ""
+    notes = [note] if note else []
+    notes += [str(n) for n in estimate.get("notes") or []]
+    setup = f'<div class="ts-muted">{escape(str(estimate["setup"]))}</div>' if estimate.get("setup") else ""
+    note_html = setup + "".join(f'<div class="ts-muted">· {escape(n)}</div>' for n in notes)
     return (f'<div class="ts-memory" data-total="{int(total)}" data-fits="{str(fits).lower()}">{head}'
             f'<div class="ts-mem-bar">{bars}{line}</div><table class="ts-table">{rows}</table>{note_html}</div>')
 

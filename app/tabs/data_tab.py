@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.callbacks import data_cb
 from app.form import COLUMN_IDS
-from app.tabs.widgets import BuildContext, container, field, widget
+from app.tabs.widgets import BuildContext, command_box, container, field, widget
 
 
 def _map_fn_choices() -> list[str]:
@@ -61,7 +61,7 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "data/stats", gr.HTML, is_input=False, value="")
             widget(ctx, "data/hist", gr.BarPlot, is_input=False, x="tokens", y="rows", sort=None, height=220,
                    x_label_angle=-45)
-    widget(ctx, "data/cmd", gr.Code, is_input=False, language="shell", value="", interactive=False)
+    command_box(ctx, "data/cmd")
 
 
 def wire(ctx: BuildContext) -> None:

@@ -8,7 +8,7 @@ from functools import partial
 import gradio as gr
 
 from app.callbacks import export_cb
-from app.tabs.widgets import BuildContext, widget
+from app.tabs.widgets import BuildContext, command_box, widget
 
 
 def build(ctx: BuildContext) -> None:
@@ -28,7 +28,7 @@ def build(ctx: BuildContext) -> None:
     widget(ctx, "export/progress", gr.HTML, is_input=False, value="")
     widget(ctx, "export/status", gr.HTML, is_input=False, value="")
     widget(ctx, "export/last", gr.Textbox, is_input=False, interactive=False, value="")
-    widget(ctx, "export/cmd", gr.Code, is_input=False, language="shell", value="", interactive=False)
+    command_box(ctx, "export/cmd")
 
 
 def wire(ctx: BuildContext, tab) -> None:

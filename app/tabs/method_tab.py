@@ -7,7 +7,7 @@ import gradio as gr
 
 from app.callbacks import method_cb
 from app.form import DS_OFFLOAD_ID, DS_STAGES, form_ids
-from app.tabs.widgets import BuildContext, container, field, widget
+from app.tabs.widgets import BuildContext, command_box, container, field, widget
 
 
 def build(ctx: BuildContext) -> None:
@@ -86,10 +86,10 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "method/memory", gr.HTML, is_input=False, value="")
             widget(ctx, "method/fit_btn", gr.Button, is_input=False, variant="primary")
             widget(ctx, "method/status", gr.HTML, is_input=False, value="")
-            widget(ctx, "method/cmd", gr.Code, is_input=False, language="shell", value="", interactive=False)
+            command_box(ctx, "method/cmd")
 
 
-def wire(ctx: BuildContext) -> None:
+def wire(ctx: BuildContext, tab) -> None:
     reg = ctx.reg
     shown = ["method/lora", "method/quant", "method/pref"]
     for choice in ("method.finetuning", "method.stage"):
@@ -106,4 +106,5 @@ def wire(ctx: BuildContext) -> None:
     for trig in triggers:
         reg.wire(reg[trig].change, method_cb.estimate, estimate_out, status="method/status",
                  trigger_mode="always_last")
+    reg.wire(tab.select, method_cb.estimate, estimate_out, status="method/status")
     reg.wire(reg["method/fit_btn"].click, method_cb.fit, [*form, *shown, *estimate_out], status="method/status")

@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.callbacks import config_cb, model_cb
 from app.form import form_ids
-from app.tabs.widgets import BuildContext, field, widget
+from app.tabs.widgets import BuildContext, command_box, field, widget
 
 
 def build(ctx: BuildContext) -> None:
@@ -31,7 +31,7 @@ def build(ctx: BuildContext) -> None:
     widget(ctx, "model/facts_btn", gr.Button, is_input=False, variant="primary")
     widget(ctx, "model/status", gr.HTML, is_input=False, value="")
     widget(ctx, "model/facts", gr.HTML, is_input=False, value="")
-    widget(ctx, "model/cmd", gr.Code, is_input=False, language="shell", value="", interactive=False)
+    command_box(ctx, "model/cmd")
 
 
 def wire(ctx: BuildContext) -> None:

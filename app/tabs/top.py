@@ -16,13 +16,16 @@ def build(ctx: BuildContext) -> None:
         widget(ctx, "top/title", gr.Markdown, is_input=False, scale=3)
         widget(ctx, "top/lang", gr.Dropdown, choices=[(v, k) for k, v in LANG_NAMES.items()], value=ctx.lang,
                scale=1, min_width=140)
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):
         widget(ctx, "top/config_path", gr.Textbox, scale=4)
-        widget(ctx, "top/save_btn", gr.Button, is_input=False, scale=1, min_width=110)
-        widget(ctx, "top/load_btn", gr.Button, is_input=False, scale=1, min_width=110)
-        widget(ctx, "top/upload_cfg", gr.UploadButton, is_input=True, file_types=[".yaml", ".yml"],
-               type="filepath", scale=1, min_width=110)
-        widget(ctx, "top/download", gr.DownloadButton, is_input=False, scale=1, min_width=110, visible=False)
+        with gr.Column(scale=3, min_width=300):
+            with gr.Row():
+                widget(ctx, "top/save_btn", gr.Button, is_input=False, size="md", min_width=90)
+                widget(ctx, "top/load_btn", gr.Button, is_input=False, size="md", min_width=90)
+                widget(ctx, "top/upload_cfg", gr.UploadButton, is_input=True, file_types=[".yaml", ".yml"],
+                       type="filepath", size="md", min_width=90)
+                widget(ctx, "top/download", gr.DownloadButton, is_input=False, size="md", min_width=90,
+                       visible=False)
     widget(ctx, "top/status", gr.HTML, is_input=False, value="")
 
 

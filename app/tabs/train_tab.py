@@ -9,7 +9,7 @@ import gradio as gr
 
 from app.callbacks import train_cb
 from app.plots import y_title
-from app.tabs.widgets import BuildContext, field, widget
+from app.tabs.widgets import BuildContext, command_box, field, widget
 
 POLL_SECONDS = 2.0
 
@@ -20,6 +20,11 @@ def _plot(ctx: BuildContext, elem_id: str, plot: str) -> None:
 
 
 def build(ctx: BuildContext) -> None:
+    with gr.Row(equal_height=True):
+        widget(ctx, "train/runs", gr.Dropdown, choices=[], value=None, scale=4)
+        with gr.Column(scale=1, min_width=120):
+            widget(ctx, "train/open_btn", gr.Button, is_input=False, size="md")
+            widget(ctx, "train/refresh_btn", gr.Button, is_input=False, size="sm")
     with gr.Row(equal_height=True):
         field(ctx, "output.name", scale=2)
         field(ctx, "output.run_dir", scale=3)
@@ -37,7 +42,7 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "train/cancel_btn", gr.Button, is_input=False)
     ctx.reg.add("train/confirm", confirm, is_input=False)
     widget(ctx, "train/status", gr.HTML, is_input=False, value="")
-    widget(ctx, "train/cmd", gr.Code, is_input=False, language="shell", value="", interactive=False)
+    command_box(ctx, "train/cmd")
     widget(ctx, "train/current", gr.Textbox, visible=False, value="")
     widget(ctx, "train/seen", gr.Textbox, visible=False, value="")
     widget(ctx, "train/progress", gr.HTML, is_input=False, value="")
@@ -58,10 +63,6 @@ def build(ctx: BuildContext) -> None:
                    interactive=False, value="")
         with gr.Column(scale=2):
             widget(ctx, "train/samples", gr.HTML, is_input=False, value="")
-    with gr.Row(equal_height=True):
-        widget(ctx, "train/runs", gr.Dropdown, choices=[], value=None, scale=4)
-        widget(ctx, "train/open_btn", gr.Button, is_input=False, scale=1, min_width=110)
-        widget(ctx, "train/refresh_btn", gr.Button, is_input=False, scale=1, min_width=110)
 
 
 WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train/points", "train/seen",

@@ -70,6 +70,12 @@ def widget(ctx: BuildContext, elem_id: str, cls, *, is_input: bool = True, **kwa
     return ctx.reg.add(elem_id, cls(**kwargs), is_input=is_input)
 
 
+def command_box(ctx: BuildContext, elem_id: str) -> Any:
+    """The read-only "same from the command line" box under an action, with a copy button."""
+    return widget(ctx, elem_id, gr.Textbox, is_input=False, value="", interactive=False, lines=1, max_lines=8,
+                  buttons=["copy"], elem_classes=["ts-cmd"])
+
+
 def container(ctx: BuildContext, elem_id: str, cls, **kwargs) -> Any:
     """A labelled layout block (Tab, Accordion) that relabels on a language switch."""
     text = props(elem_id, ctx.lang)

@@ -1,0 +1,67 @@
+"""HTML the tabs show: highlighted preview, statistics, memory bar, progress and failures."""
+
+from __future__ import annotations
+
+from app.callbacks.method_cb import memory_html
+from app.render_data import bin_lengths, facts_html, histogram_frame, preview_html, stats_html
+from app.render_train import failure_html, progress_html, run_choice, samples_html
+
+
+def test_preview_highlights_supervised_and_greys_masked_tokens():
+    sample = {"index": 4, "conversation": [{"system": "Be kind.", "input": "Who are you?", "output": "I am <Bot>."}],
+              "segments": [("<|im_start|>user\nWho are you?", False), ("I am <Bot>.", True), ("\n", False)]}
+    html = preview_html([sample])
+    assert '<span class="ts-sup">I am &lt;Bot&gt;.</span>' in html
+    assert '<span class="ts-masked">&lt;|im_start|&gt;user\nWho are you?</span>' in html
+    assert "#4" in html and "<b>system</b> Be kind." in html and "<b>assistant</b> I am &lt;Bot&gt;." in html
+
+
+def test_stats_and_histogram():
+    stats = {"rows": 10, "kept": 8, "dropped": {"empty output": 2}, "lengths": [10, 20, 30, 40, 200, 5, 7, 9],
+             "truncated_share": 0.125, "supervised_share": 0.4}
+    html = stats_html(stats)
+    for needle in ("<td>rows</td><td>10</td>", "<td>kept</td><td>8</td>", "empty output", "12.5%", "40.0%",
+                   "5 / 20 / 200"):
+        assert needle in html, needle
+    frame = histogram_frame(stats, bins=4)
+    assert frame["rows"].sum() == 8 and list(frame.columns) == ["tokens", "rows", "order"]
+    given = histogram_frame({"histogram": {"edges": [0, 64, 128], "counts": [3, 1]}})
+    assert given["tokens"].tolist() == ["0-64", "64-128"] and given["rows"].tolist() == [3, 1]
+    assert bin_lengths([]) == ([0, 1], [0])
+
+
+def test_facts_table_orders_and_humanises():
+    html = facts_html({"params": 134515008, "layers": 30, "family": "llama", "name": "x"})
+    assert html.index("family") < html.index("params") < html.index("layers")
+    assert "134.5 M" in html and ">name<" not in html
+
+
+def test_memory_bar_against_gpu():
+    est = {"breakdown": {"weights": 6 * 2**30, "optimizer": 4 * 2**30}, "total": 10 * 2**30, "notes": ["n1"]}
+    html = memory_html(est, 8, "en")
+    assert 'data-fits="false"' in html and "does NOT fit in 8 GB" in html and "10.00 GB" in html and "n1" in html
+    assert 'data-fits="true"' in memory_html(est, 24, "zh") and "可以放进 24 GB" in memory_html(est, 24, "zh")
+
+
+def test_progress_bar_with_eta():
+    html = progress_html({"state": "running", "message": "training"},
+                         {"step": 5, "total_steps": 20, "elapsed_s": 65, "eta_s": 195}, "en", "run-a")
+    assert 'data-frac="0.2500"' in html and "step 5 / 20" in html and "about 3:15 left" in html
+    assert "Running" in html and "run-a" in html
+    assert 'data-frac="1.0000"' in progress_html({"state": "finished"}, None, "en")
+
+
+def test_failure_shows_error_advice_and_log_lines():
+    status = {"state": "failed", "error": "Out of memory while training.", "advice": "Switch to QLoRA.",
+              "log": ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory"]}
+    html = failure_html(status, [], "en")
+    assert "Out of memory while training." in html and "Switch to QLoRA." in html
+    assert "torch.OutOfMemoryError" in html and "What to try" in html
+    assert failure_html({"state": "running"}, ["x"], "en") == ""
+
+
+def test_samples_and_run_choice():
+    html = samples_html([{"step": 10, "prompt": "Who are you?", "answer": "I am Tunesmith."},
+                         {"step": 20, "prompt": "Who are you?", "answer": "<b>"}])
+    assert html.index("step 20") < html.index("step 10") and "&lt;b&gt;" in html
+    assert run_choice({"name": "r", "state": "finished", "run_dir": "/r"}) == ("r · finished", "/r")

@@ -1,0 +1,121 @@
+"""Who may reach the app and which files the browser can make it touch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.security import (check_exposure, is_loopback, parse_auth, resolve_user_path, sanitize_filename,
+                          store_upload)
+from core.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("host,share,auth,insecure,ok,warns", [
+    ("127.0.0.1", False, None, False, True, False),
+    ("localhost", False, None, False, True, False),
+    ("::1", False, None, False, True, False),
+    ("0.0.0.0", False, None, False, False, False),
+    ("192.168.1.5", False, None, False, False, False),
+    ("127.0.0.1", True, None, False, False, False),
+    ("0.0.0.0", False, "ann:pw", False, True, False),
+    ("127.0.0.1", True, "ann:pw", False, True, False),
+    ("0.0.0.0", False, None, True, True, True),
+    ("127.0.0.1", True, None, True, True, True),
+])
+def test_exposure_rules(host, share, auth, insecure, ok, warns):
+    if not ok:
+        with pytest.raises(UserError, match="--auth"):
+            check_exposure(host, share, auth, insecure)
+        return
+    exposure = check_exposure(host, share, auth, insecure)
+    assert exposure.auth == (parse_auth(auth) if auth else None)
+    assert bool(exposure.warning) == warns
+    if warns:
+        assert "WITHOUT A PASSWORD" in exposure.warning
+
+
+def test_auth_parsing():
+    assert parse_auth("u:p:q") == ("u", "p:q")
+    for bad in ("nopass", ":pw", "user:"):
+        with pytest.raises(UserError):
+            parse_auth(bad)
+    assert is_loopback("127.0.0.2") and not is_loopback("example.com")
+
+
+def _launch(*args, env_home):
+    env = dict(os.environ, TUNESMITH_HOME=str(env_home))
+    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=str(ROOT))
+
+
+def test_launch_refuses_public_host_without_auth(tmp_path):
+    proc = _launch("--host", "0.0.0.0", "--port", "7", env_home=tmp_path)
+    assert proc.returncode == 2
+    assert "error: refusing to serve" in proc.stderr and "--auth" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = _launch("--share", env_home=tmp_path)
+    assert proc.returncode == 2 and "gradio.live" in proc.stderr
+
+
+def test_launch_rejects_malformed_auth(tmp_path):
+    proc = _launch("--host", "0.0.0.0", "--auth", "nocolon", env_home=tmp_path)
+    assert proc.returncode == 2 and "user:password" in proc.stderr
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("data.json", "data.json"),
+    ("../../etc/passwd", "passwd"),
+    ("..\\..\\windows\\evil.CSV", "evil.csv"),
+    ("my data (final).jsonl", "my_data_final.jsonl"),
+    ("données.csv", "donnees.csv"),
+    (".bashrc", "bashrc"),
+    ("", "upload"),
+    ("a" * 300 + ".json", "a" * 115 + ".json"),
+])
+def test_sanitize_filename(raw, expected):
+    assert sanitize_filename(raw) == expected
+
+
+def test_store_upload_sanitises_limits_and_never_overwrites(tmp_path):
+    uploads = tmp_path / "uploads"
+    src = tmp_path / "tmp123"
+    src.write_text('[{"input": "a", "output": "b"}]')
+    first = store_upload(src, "../../evil name.json", uploads, max_mb=1)
+    assert first == uploads / "evil_name.json" and first.read_text() == src.read_text()
+    second = store_upload(src, "evil name.json", uploads, max_mb=1)
+    assert second == uploads / "evil_name-1.json" and first.exists()
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (2 * 2**20))
+    with pytest.raises(UserError, match="over the upload limit of 1 MB"):
+        store_upload(big, "big.json", uploads, max_mb=1)
+    with pytest.raises(UserError, match="not a file kind"):
+        store_upload(src, "script.sh", uploads, max_mb=1)
+    assert sorted(p.name for p in uploads.iterdir()) == ["evil_name-1.json", "evil_name.json"]
+
+
+def test_resolve_user_path_stays_inside_allowed_roots(tmp_path):
+    root = tmp_path / "allowed"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "d.json").write_text("[]")
+    (root / ".ssh").mkdir()
+    (root / ".ssh" / "id").write_text("secret")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("no")
+    (root / "link").symlink_to(outside)
+    roots = [root]
+    assert resolve_user_path(str(root / "sub" / ".." / "sub" / "d.json"), roots) == root / "sub" / "d.json"
+    for bad in (str(outside), str(root / ".." / "outside.txt"), str(root / "link"), "/etc/passwd",
+                str(root / ".ssh" / "id")):
+        with pytest.raises(UserError, match="outside the folders"):
+            resolve_user_path(bad, roots)
+    with pytest.raises(UserError, match="does not exist"):
+        resolve_user_path(str(root / "missing.json"), roots)
+    assert resolve_user_path(str(root / "new.yaml"), roots, must_exist=False) == root / "new.yaml"
+    with pytest.raises(UserError, match="NUL"):
+        resolve_user_path("a\x00b", roots)
