@@ -178,3 +178,14 @@ def test_four_bit_loading_on_cpu(tiny_model_dir):
                              settings=settings(max_new_tokens=6))
     assert getattr(engine.model, "is_quantized", False)
     assert engine.new_session().chat("Hi").strip()
+
+
+def test_session_template_auto_and_unknown(engine):
+    from core.errors import UserError
+
+    assert engine.new_session(template="auto").template == engine.template
+    session = engine.new_session(template="internlm2_chat")
+    assert session.template == "internlm2_chat"
+    with pytest.raises(UserError, match="Did you mean: internlm2_chat"):
+        session.template = "internlm2chat"
+    assert session.template == "internlm2_chat"

@@ -79,6 +79,7 @@ class ChatEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.label = label or model_path
+        self.model_path = model_path
         self.has_adapter = hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
         self._hf_model = model.get_base_model() if self.has_adapter else model
         self.template = resolve_template(template or "auto", model_path, tokenizer=tokenizer)

@@ -57,7 +57,7 @@ class ChatSession:
         self.system = system
         self.settings = (settings or GenerationSettings()).validated()
         self.use_adapter = use_adapter
-        self.template = template or engine.template
+        self.template = template
         self.history: list[dict] = []
         self.last = AnswerInfo()
         self._busy = threading.Lock()
@@ -66,6 +66,20 @@ class ChatSession:
         self._seed_generator = None
 
     # ---- public ---------------------------------------------------------------------------
+    @property
+    def template(self) -> str:
+        return self._template
+
+    @template.setter
+    def template(self, name: str | None) -> None:
+        """None or "auto" = the engine's template; other names are checked (close matches listed)."""
+        from core.data.templates import AUTO, resolve_template
+
+        if not name or name == AUTO:
+            self._template = self.engine.template
+        else:
+            self._template = resolve_template(name, self.engine.model_path, tokenizer=self.engine.tokenizer)
+
     def reset(self) -> None:
         """Forget the conversation (and restart the sampler from the seed)."""
         self.cancel()
