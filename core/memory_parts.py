@@ -104,8 +104,11 @@ def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: st
         partitions = "optimizer" + (", gradients" if stage >= 2 else "") + (", weights" if stage >= 3 else "")
         notes.append(f"ZeRO-{stage} splits the {partitions} over {world} GPU{'s' if world > 1 else ''}"
                      + (" and offloads to CPU" if cpu else ""))
+        # ZeRO-1/2 allocate reduce_bucket_size-element gradient buckets (two with overlap_comm; ZeRO-1 in fp32);
+        # ZeRO-3 one reduce bucket in the parameter dtype.
         bucket_bytes = 4 if stage == 1 else a
-        buffers = ds.get("bucket", 0) * bucket_bytes * (2 if ds.get("overlap_comm") else 1)
+        copies = 2 if (ds.get("overlap_comm") and stage < 3) else 1
+        buffers = ds.get("bucket", 0) * bucket_bytes * copies
         details["deepspeed_buffers"] = int(buffers)
     details["cpu_offloaded"] = int(cpu)
 
