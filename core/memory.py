@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.config import RunConfig
 from core.model_info import ArchSpec, arch_spec, human_count, read_config
@@ -131,7 +132,8 @@ class MemoryEstimate:
         for part in PARTS:
             value = self.breakdown.get(part, 0)
             share = 100 * value / self.total if self.total else 0
-            lines.append(f"  {part:<{width}}  {value / GiB:8.2f} GB  {share:5.1f}%  {self.details.get(part + '_why', '')}")
+            why = self.details.get(part + "_why", "")
+            lines.append(f"  {part:<{width}}  {value / GiB:8.2f} GB  {share:5.1f}%  {why}".rstrip())
         lines.append(f"  {'total':<{width}}  {self.total_gb:8.2f} GB")
         if gb is not None:
             margin = gb - self.total_gb
@@ -198,8 +200,8 @@ def deepspeed_settings(name_or_path: str, hidden: int, params: MemoryParams = PA
     path = presets_dir() / "deepspeed" / f"{name}.json" if name in DEEPSPEED_PRESETS else None
     zero = {}
     try:
-        source = path if path is not None else name_or_path
-        zero = json.loads(open(source, encoding="utf-8").read()).get("zero_optimization") or {}
+        source = path if path is not None else Path(name_or_path).expanduser()
+        zero = json.loads(source.read_text(encoding="utf-8")).get("zero_optimization") or {}
     except (OSError, ValueError, AttributeError):
         if name in DEEPSPEED_PRESETS:  # the preset JSON is not there yet: its name says enough
             zero = {"stage": int(name[4]), "overlap_comm": True, "reduce_bucket_size": "auto"}
@@ -227,7 +229,7 @@ def estimate_from_spec(cfg: RunConfig, spec: ArchSpec, inv: ParamInventory, *, g
     precision = "bf16" if cfg.training.precision == "auto" else cfg.training.precision
     a = 4 if precision == "fp32" else 2
     world = cfg.world_size
-    ds = deepspeed_settings(cfg.distributed.deepspeed, spec.hidden, p) if world >= 1 else {}
+    ds = deepspeed_settings(cfg.distributed.deepspeed, spec.hidden, p)
     pair = 2 if cfg.method.stage in ("dpo", "orpo") else 1
     tokens = cfg.training.batch_size * cfg.data.max_length * pair
 

@@ -239,3 +239,16 @@ def test_estimate_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["estimate", "qwen2_7b_instruct_qlora_alpaca_e3", "--set", "model.name_or_path=someorg/unknown",
                  "--gpu-gb", "8"]) == 2  # a hub model that is neither cached nor a preset model
     assert "huggingface-cli download someorg/unknown" in capsys.readouterr().err
+
+
+def test_custom_deepspeed_json_buckets(tmp_path, llama7b):
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 2, "reduce_bucket_size": 1_000_000,
+                                                    "overlap_comm": False}}), encoding="utf-8")
+    est = estimate_memory(run_cfg(llama7b, "method.finetuning=full", f"distributed.deepspeed={ds}",
+                                  "distributed.nproc_per_node=4"))
+    assert est.details["deepspeed_buffers"] == 1_000_000 * 2  # one bf16 bucket
+    auto = tmp_path / "auto.json"
+    auto.write_text(json.dumps({"zero_optimization": {"stage": 3, "reduce_bucket_size": "auto"}}), encoding="utf-8")
+    est3 = estimate_memory(run_cfg(llama7b, "method.finetuning=full", f"distributed.deepspeed={auto}"))
+    assert est3.details["deepspeed_buffers"] == 4096 * 4096 * 2  # "auto" = hidden^2, as HF fills it
