@@ -64,14 +64,21 @@ def _pct(x: float | None) -> str:
 
 
 def stats_html(stats: Any) -> str:
-    """A small table: rows, kept, dropped (with reasons), token lengths, truncated/supervised share."""
+    """A small table: rows, kept, dropped (with reasons and the first row), token lengths,
+    truncated and supervised share, packing. ``stats`` is ``DatasetStats.to_dict()`` or alike."""
     lengths = list(_get(stats, "lengths") or [])
-    rows = [("rows", _get(stats, "rows")), ("kept", _get(stats, "kept"))]
+    scope = _get(stats, "scope")
+    rows = [("rows", f"{_get(stats, 'rows')}" + (f" ({scope})" if scope else "")), ("kept", _get(stats, "kept"))]
     dropped = _get(stats, "dropped") or {}
+    examples = _get(stats, "drop_examples") or {}
     total_dropped = sum(dropped.values()) if isinstance(dropped, dict) else dropped
     rows.append(("dropped", total_dropped))
     if isinstance(dropped, dict):
-        rows += [(f"&nbsp;&nbsp;· {escape(str(reason))}", count) for reason, count in dropped.items()]
+        for reason, count in sorted(dropped.items(), key=lambda kv: -kv[1]):
+            first = f" (first: row {examples[reason]})" if reason in examples else ""
+            rows.append((f"&nbsp;&nbsp;· {escape(str(reason))}", f"{count}{first}"))
+    for note, count in (_get(stats, "notes") or {}).items():
+        rows.append((f"note: {escape(str(note))}", count))
     if lengths:
         ordered = sorted(lengths)
         rows += [("tokens min / median / max",
@@ -79,6 +86,11 @@ def stats_html(stats: Any) -> str:
                  ("tokens total", sum(lengths))]
     rows += [("truncated", _pct(_get(stats, "truncated_share"))),
              ("supervised tokens", _pct(_get(stats, "supervised_share")))]
+    if _get(stats, "packed"):
+        rows.append(("packed sequences", f"{_get(stats, 'sequences')} ({_pct(_get(stats, 'packing_efficiency'))} full)"))
+    for key in ("map_fn", "template"):
+        if _get(stats, key):
+            rows.append((key, _get(stats, key)))
     body = "".join(f"<tr><td>{k}</td><td>{escape(str(v)) if v is not None else '-'}</td></tr>" for k, v in rows)
     return f'<table class="ts-table ts-stats">{body}</table>'
 
@@ -92,6 +104,8 @@ def histogram_frame(stats: Any, bins: int = 20):
     import pandas as pd
 
     hist = _get(stats, "histogram")
+    if callable(hist):
+        hist = hist(bins)
     edges = counts = None
     if isinstance(hist, dict) and "counts" in hist:
         edges, counts = list(hist.get("edges") or hist.get("bins") or []), list(hist["counts"])

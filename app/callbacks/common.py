@@ -49,9 +49,15 @@ def checked_config(values: dict, settings: AppSettings, *, base: RunConfig | Non
         cfg.model.name_or_path = check_source(cfg.model.name_or_path, settings, "model", allow_embedded=True)
     if cfg.data.path:
         cfg.data.path = check_source(cfg.data.path, settings, "dataset")
+    roots = settings.allowed_roots()
     if cfg.output.run_dir:
-        cfg.output.run_dir = str(resolve_user_path(cfg.output.run_dir, settings.allowed_roots(),
-                                                   must_exist=False, what="run folder"))
+        cfg.output.run_dir = str(resolve_user_path(cfg.output.run_dir, roots, must_exist=False, what="run folder"))
+    resume = cfg.training.resume_from
+    if resume and resume not in ("latest", "auto") and ("/" in resume or resume.startswith(("~", "."))):
+        cfg.training.resume_from = str(resolve_user_path(resume, roots, what="checkpoint"))
+    ds = cfg.distributed.deepspeed
+    if ds and (ds.endswith(".json") or "/" in ds):
+        cfg.distributed.deepspeed = str(resolve_user_path(ds, roots, what="DeepSpeed config"))
     return cfg
 
 

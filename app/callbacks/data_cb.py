@@ -122,17 +122,24 @@ def run_preview(values: dict, settings: AppSettings, n: int = 3) -> dict:
     cfg.model.name_or_path = check_source(cfg.model.name_or_path, settings, "model", allow_embedded=True)
     tokenizer = tokenizer_for(cfg.model.name_or_path, cfg.model.trust_remote_code)
     result = preview(cfg.data, tokenizer, model_name_or_path=cfg.model.name_or_path, stage=cfg.method.stage, n=n)
-    stats = result.stats
+    stats = result.stats.to_dict() if hasattr(result.stats, "to_dict") else result.stats
     lang = lang_of(values)
     kept, rows = _attr(stats, "kept"), _attr(stats, "rows")
     supervised = _attr(stats, "supervised_share") or 0.0
     return {
-        "data/preview": preview_html(result.samples),
+        "data/preview": preview_html(result.samples) + _warnings_html(result),
         "data/stats": stats_html(stats),
         "data/hist": histogram_frame(stats),
         "data/status": ok_html(text("preview_ok", lang, kept=kept, rows=rows, supervised=supervised)),
         "data/cmd": commands.check_dataset_command(cfg),
     }
+
+
+def _warnings_html(result) -> str:
+    from html import escape
+
+    warnings = result.warnings() if hasattr(result, "warnings") else []
+    return "".join(f'<div class="ts-muted">⚠ {escape(w)}</div>' for w in warnings)
 
 
 def _attr(obj, name):

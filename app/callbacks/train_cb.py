@@ -39,9 +39,21 @@ class InvalidConfig(UserError):
 
 
 def build_valid_config(values: dict, settings: AppSettings) -> RunConfig:
-    """The form as a RunConfig, or InvalidConfig listing every problem at once."""
-    cfg = checked_config(values, settings)
-    problems = cfg.problems()
+    """The form as a RunConfig, or InvalidConfig listing every problem at once (paths outside the
+    allowed folders, wrong types, impossible values, missing packages), each naming its field."""
+    from app.form import config_from_values
+
+    try:
+        cfg = config_from_values(values)
+    except UserError as exc:  # a wrong type stops the build itself
+        raise InvalidConfig([exc]) from None
+    path_problems = []
+    try:
+        cfg = checked_config(values, settings)
+    except UserError as exc:
+        path_problems.append(exc)
+    problems = path_problems + [p for p in cfg.problems(check_paths=not path_problems)
+                                if not (path_problems and p.field in ("model.name_or_path", "data.path"))]
     if problems:
         raise InvalidConfig(problems)
     return cfg

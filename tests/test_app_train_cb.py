@@ -1,0 +1,180 @@
+"""Train tab callbacks: Start validates and launches (never trains in-process), a busy GPU asks to
+stop or queue, the queue starts runs one at a time, and polling a run folder fills the tab."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from app import run_queue
+from app.callbacks import train_cb
+from app.form import gui_default_config, values_from_config
+from app.settings import AppSettings
+from core.train.rundir import RunDir
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path / "home")})
+    s.ensure_dirs()
+    return s
+
+
+@pytest.fixture
+def data_file(settings):
+    path = settings.uploads_dir / "d.json"
+    path.write_text(json.dumps([{"input": "hi", "output": "hello"}]))
+    return path
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """Record launches instead of starting trainers: (cfg, run_dir) pairs."""
+    calls = []
+
+    class FakeHandle:
+        def __init__(self, run_dir):
+            self.run_dir = RunDir(run_dir).path
+
+    def fake_launch(cfg, run_dir=None):
+        calls.append((cfg, run_dir))
+        rd = RunDir(run_dir)
+        cfg.save(rd.config_path)
+        rd.write_status(state="running", pid=os.getpid(), pgid=None, step=0)
+        return FakeHandle(run_dir)
+
+    import core.train.launcher as launcher
+
+    monkeypatch.setattr(launcher, "launch", fake_launch)
+    return calls
+
+
+def _values(data_file, **changes):
+    v = {**values_from_config(gui_default_config()), "top/lang": "en", "data.path": str(data_file),
+         "data.map_fn": "default", "model.name_or_path": "embedded:SmolLM2-135M-Instruct"}
+    v.update(changes)
+    return v
+
+
+def test_start_shows_every_problem_and_launches_nothing(settings, data_file, launched):
+    out = train_cb.start(_values(data_file, **{"training.batch_size": 0, "lora.r": 0, "training.warmup_ratio": 2}),
+                         settings)
+    for name in ("training.batch_size", "lora.r", "training.warmup_ratio"):
+        assert name in out["train/status"]
+    assert launched == []
+
+
+def test_start_launches_the_form_config_in_a_new_run_folder(settings, data_file, launched):
+    out = train_cb.start(_values(data_file, **{"output.name": "my run!", "training.learning_rate": 1e-4}), settings)
+    assert len(launched) == 1
+    cfg, run_dir = launched[0]
+    assert cfg.training.learning_rate == 1e-4 and cfg.data.path == str(data_file)
+    assert run_dir.parent == settings.runs_root and run_dir.name.startswith("my_run-")
+    assert out["train/current"] == str(RunDir(run_dir).path) and "Started run" in out["train/status"]
+    assert out["train/cmd"].startswith("python -m core train --set")
+
+
+def test_paths_outside_the_allowed_folders_are_refused(settings, data_file, launched):
+    out = train_cb.start(_values(data_file, **{"data.path": "/etc/passwd"}), settings)
+    assert "outside the folders" in out["train/status"] and launched == []
+    out = train_cb.start(_values(data_file, **{"output.run_dir": "/etc/evil"}), settings)
+    assert "outside the folders" in out["train/status"] and launched == []
+
+
+def test_second_start_while_busy_asks_then_queues(settings, data_file, launched, monkeypatch):
+    train_cb.start(_values(data_file), settings)
+    first = launched[0][1]
+    monkeypatch.setattr(run_queue, "active_runs", lambda root: [{"name": first.name, "run_dir": str(first)}])
+    monkeypatch.setattr(train_cb, "active_runs", run_queue.active_runs)
+    out = train_cb.start(_values(data_file), settings)
+    assert out["train/confirm"] == {"visible": True} and len(launched) == 1
+
+    out = train_cb.queue(_values(data_file, **{"output.name": "second"}), settings)
+    queued = run_queue.queued_runs(settings.runs_root)
+    assert len(queued) == 1 and queued[0].name.startswith("second-") and out["train/current"] == str(queued[0])
+    assert RunDir(queued[0]).read_status()["state"] == "queued"
+    assert run_queue.tick(settings.runs_root) is None  # still busy: nothing starts
+
+    monkeypatch.setattr(run_queue, "active_runs", lambda root: [])
+    assert run_queue.tick(settings.runs_root) == queued[0]
+    assert launched[-1][1] == queued[0] and run_queue.queued_runs(settings.runs_root) == []
+
+
+def test_stop_on_a_queued_run_removes_it(settings, data_file, launched, monkeypatch):
+    monkeypatch.setattr(train_cb, "active_runs", lambda root: [{"name": "x", "run_dir": "/x"}])
+    out = train_cb.queue(_values(data_file), settings)
+    train_cb.stop({"train/current": out["train/current"], "top/lang": "en"}, settings)
+    assert RunDir(out["train/current"]).read_status()["state"] == "stopped"
+    assert run_queue.queued_runs(settings.runs_root) == []
+
+
+def _fake_run(settings, state="running", **status):
+    rd = RunDir(settings.runs_root / "r1")
+    gui_default_config().save(rd.config_path)
+    rd.write_status(state=state, pid=os.getpid(), **status)
+    with open(rd.metrics_path, "w") as fh:
+        for step in range(1, 6):
+            fh.write(json.dumps({"step": step, "total_steps": 10, "loss": 3.0 - 0.2 * step, "learning_rate": 1e-4,
+                                 "grad_norm": 1.0, "tokens_per_s": 50.0, "peak_mem_mb": 600, "elapsed_s": step,
+                                 "eta_s": 10 - step}) + "\n")
+        fh.write('{"step": 6, "loss": 1.')  # a line being written right now
+    rd.samples_path.write_text(json.dumps({"step": 5, "prompt": "Who are you?", "answer": "I am a bot."}) + "\n")
+    rd.log_path.write_text("loading\nstep 5\n")
+    return rd
+
+
+def test_poll_fills_progress_plots_log_and_samples(settings):
+    rd = _fake_run(settings)
+    values = {"train/current": str(rd.path), "train/seen": "", "train/log_scale": False, "top/lang": "en"}
+    out = train_cb.poll(values, settings)
+    assert 'data-frac="0.5000"' in out["train/progress"] and "step 5 / 10" in out["train/progress"]
+    assert out["train/plot_loss"]["value"]["value"].round(3).tolist() == [2.8, 2.6, 2.4, 2.2, 2.0]
+    assert out["train/points"] == "5"
+    assert "I am a bot." in out["train/samples"] and out["train/log"].endswith("step 5")
+    assert out["train/failure"] == ""
+    again = train_cb.poll({**values, "train/seen": out["train/seen"]}, settings)
+    assert "train/plot_loss" not in again  # nothing new: plots are not re-sent
+    assert train_cb.poll({**values, "train/current": ""}, settings) == {}
+
+
+def test_poll_of_a_failed_run_explains_it(settings):
+    rd = _fake_run(settings, state="failed", error="Out of memory while training.",
+                   advice="Switch to QLoRA.", log=["RuntimeError: CUDA out of memory"])
+    out = train_cb.poll({"train/current": str(rd.path), "top/lang": "en"}, settings)
+    assert "Out of memory while training." in out["train/failure"] and "Switch to QLoRA." in out["train/failure"]
+    assert "CUDA out of memory" in out["train/failure"]
+
+
+def test_reload_reattaches_to_a_live_run(settings):
+    rd = _fake_run(settings)
+    out = train_cb.on_load({"train/current": "", "top/lang": "en"}, settings)
+    assert out["train/current"] == str(rd.path) and out["train/runs"]["value"] == str(rd.path)
+    # a finished run is listed but not re-attached automatically
+    rd.write_status(state="finished")
+    out = train_cb.on_load({"train/current": "", "top/lang": "en"}, settings)
+    assert "train/current" not in out and out["train/runs"]["choices"][0][1] == str(rd.path)
+
+
+def test_resume_needs_a_checkpoint(settings, launched):
+    rd = _fake_run(settings, state="stopped")
+    with pytest.raises(Exception, match="no checkpoint"):
+        train_cb.resume({"train/current": str(rd.path), "top/lang": "en"}, settings)
+    ckpt = rd.checkpoints_dir / "checkpoint-5"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text("{}")
+    out = train_cb.resume({"train/current": str(rd.path), "top/lang": "en"}, settings)
+    cfg, run_dir = launched[-1]
+    assert cfg.training.resume_from == "latest" and RunDir(run_dir).path == rd.path
+    assert out["train/current"] == str(rd.path)
+
+
+def test_plan_run_dir_is_unique(settings):
+    cfg = gui_default_config()
+    cfg.output.name = "same"
+    first = train_cb.plan_run_dir(cfg, settings)
+    first.mkdir(parents=True)
+    assert train_cb.plan_run_dir(cfg, settings) != first
+    time.sleep(0)

@@ -1,0 +1,49 @@
+"""The app builds, every RunConfig field has a labelled widget in both languages, and start-up
+imports nothing heavy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from app.form import form_ids
+from app.locales import LOCALES, props
+from app.settings import AppSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_build_registers_every_form_field_with_labels(tmp_path):
+    from app.ui import build_app
+
+    settings = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)})
+    demo, reg = build_app(settings)
+    ids = set(reg.ids())
+    missing = [i for i in form_ids() if i not in ids]
+    assert not missing, missing
+    for elem_id in form_ids():
+        for lang in ("en", "zh"):
+            assert props(elem_id, lang).get("label"), (elem_id, lang)
+        assert reg[elem_id].label == props(elem_id, "en")["label"]
+    unknown = sorted(k for k in LOCALES["en"] if k not in ids)
+    assert not unknown, f"locale entries for widgets that do not exist: {unknown}"
+    assert reg["train/start_btn"].value == "Start"
+    # the start values are the GUI default config
+    assert reg["model.name_or_path"].value == "embedded:SmolLM2-135M-Instruct"
+    assert reg["method.finetuning"].value == "lora"
+
+
+def test_chinese_at_start(tmp_path):
+    from app.ui import build_app
+
+    _, reg = build_app(AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}, lang="zh"))
+    assert reg["train/start_btn"].value == "开始" and reg["training.learning_rate"].label == "学习率"
+
+
+def test_app_import_pulls_in_no_heavy_library():
+    code = ("import sys, app.ui, launch; "
+            "print(','.join(m for m in ('torch','transformers','datasets','peft','trl','deepspeed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
