@@ -1,0 +1,147 @@
+"""What SFT/pretraining and DPO/ORPO share: the session, TrainingArguments, callbacks, the run loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import RunConfig
+from core.train.callbacks import EvalChatCallback, RunMetricsCallback, StopCallback, StopFlag
+from core.train.dist import DistContext
+from core.train.rundir import RunDir
+from core.train.trainer import Faults
+
+
+class StoppedEarly(Exception):
+    """A stop request arrived before training started (nothing to save)."""
+
+
+@dataclass
+class Session:
+    """Everything a workflow needs besides the config."""
+
+    rd: RunDir
+    ctx: DistContext
+    stop: StopFlag = field(default_factory=StopFlag)
+    faults: Faults = field(default_factory=Faults)
+
+    def check_stop(self, phase: str) -> None:
+        if self.stop.is_set() or self.rd.stop_requested():
+            raise StoppedEarly(f"Stopped while {phase}; training had not started, so nothing was saved.")
+
+    def phase(self, message: str) -> None:
+        if self.ctx.is_main:
+            self.rd.write_status(message=message)
+            print(f"[tunesmith] {message}", flush=True)
+
+
+@dataclass
+class Outcome:
+    state: str  # finished | stopped
+    step: int
+    total_steps: int
+    checkpoint: str | None
+    message: str
+
+
+def seed_everything(seed: int) -> None:
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def deepspeed_dict(cfg: RunConfig, ctx: DistContext, model_dir: str) -> dict | None:
+    if not cfg.distributed.deepspeed:
+        return None
+    from core.train.deepspeed import fill_auto, load_deepspeed_config
+    from core.train.models import resolve_precision
+
+    hidden = _hidden_size(model_dir, cfg.model.trust_remote_code)
+    return fill_auto(load_deepspeed_config(cfg.distributed.deepspeed), cfg, world_size=ctx.world_size,
+                     precision=resolve_precision(cfg), hidden_size=hidden)
+
+
+def _hidden_size(model_dir: str, trust_remote_code: bool) -> int | None:
+    try:
+        from transformers import AutoConfig
+
+        conf = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        conf = getattr(conf, "text_config", None) or conf
+        return int(getattr(conf, "hidden_size", 0) or 0) or None
+    except Exception:  # an unusual config: leave the bucket sizes to DeepSpeed
+        return None
+
+
+def training_kwargs(cfg: RunConfig, rd: RunDir, ctx: DistContext, *, has_eval: bool, deepspeed: dict | None) -> dict:
+    """Keyword arguments for TrainingArguments (or TRL's DPOConfig/ORPOConfig) from the RunConfig."""
+    from core.train.models import has_cuda, resolve_precision
+
+    t = cfg.training
+    precision = resolve_precision(cfg)
+    cuda = has_cuda()
+    eval_every = t.eval_steps or t.save_steps
+    kwargs = dict(
+        output_dir=str(rd.checkpoints_dir),
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation, learning_rate=t.learning_rate,
+        num_train_epochs=t.num_epochs if t.num_epochs > 0 else 1.0, max_steps=t.max_steps,
+        lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm, optim=t.optimizer, seed=t.seed, data_seed=t.seed,
+        logging_strategy="steps", logging_steps=t.logging_steps,
+        save_strategy="steps" if t.save_steps > 0 else "no", save_steps=max(1, t.save_steps),
+        save_total_limit=None,  # rotated by RunTrainerMixin only after the new checkpoint is in place
+        eval_strategy="steps" if has_eval and eval_every > 0 else "no", eval_steps=max(1, eval_every),
+        bf16=precision == "bf16", fp16=precision == "fp16",
+        use_cpu=not cuda and not deepspeed, ddp_backend="gloo" if not cuda and ctx.distributed else None,
+        ddp_find_unused_parameters=False,
+        activation_checkpointing=cfg.model.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.model.gradient_checkpointing else None,
+        report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        include_num_input_tokens_seen="all", deepspeed=deepspeed,
+    )
+    return kwargs
+
+
+def standard_callbacks(cfg: RunConfig, session: Session, tokenizer, *, template: str, zero3: bool) -> list:
+    samples_per_step = cfg.training.batch_size * cfg.training.gradient_accumulation * session.ctx.world_size
+    return [
+        StopCallback(session.rd, session.ctx, session.stop, stop_at_step=session.faults.stop_at_step),
+        RunMetricsCallback(session.rd, session.ctx, samples_per_step=samples_per_step),
+        EvalChatCallback(session.rd, session.ctx, tokenizer, template=template, prompts=list(cfg.eval.prompts),
+                         system=cfg.data.system, every_n_steps=cfg.eval.every_n_steps,
+                         max_new_tokens=cfg.eval.max_new_tokens, zero3=zero3, seed=cfg.training.seed),
+    ]
+
+
+def run_trainer(trainer, cfg: RunConfig, session: Session, *, has_eval: bool) -> Outcome:
+    """Train (resuming when asked), evaluate at the end if the schedule missed it, report the outcome."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for noisy in (PrinterCallback, ProgressCallback):  # our own progress lines go to train.log
+        trainer.remove_callback(noisy)
+    limit = cfg.training.save_total_limit
+    trainer.setup_run(session.rd, cfg, save_limit=limit, faults=session.faults)
+    resume = cfg.training.resume_from or None
+    if resume:
+        from core.train.trainer import checkpoint_step
+
+        step = checkpoint_step(resume)
+        if session.ctx.is_main:
+            session.rd.truncate_metrics_after(step)
+        session.phase(f"Resuming from {Path(resume).name}.")
+    session.check_stop("loading")
+    trainer.train(resume_from_checkpoint=resume)
+    stop_cb = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, StopCallback))
+    state = trainer.state
+    if has_eval and stop_cb.stopped_at is None and not _evaluated_at(state, state.global_step):
+        trainer.evaluate()
+    latest = session.rd.latest_checkpoint()
+    if stop_cb.stopped_at is not None:
+        return Outcome("stopped", state.global_step, state.max_steps, latest.name if latest else None,
+                       f"Stopped at step {state.global_step}; resume from {latest.name if latest else 'the start'}.")
+    return Outcome("finished", state.global_step, state.max_steps, latest.name if latest else None,
+                   f"Finished {state.global_step} steps; the trained model is {latest.name if latest else '-'}.")
+
+
+def _evaluated_at(state, step: int) -> bool:
+    return any("eval_loss" in rec and rec.get("step") == step for rec in state.log_history)
