@@ -54,7 +54,7 @@ def test_every_preset_loads_and_validates(name):
     assert cfg.data.template in XTUNER_TEMPLATES and cfg.data.template != "auto"
     assert cfg.data.map_fn not in ("", "auto")
     assert cfg.training.lr_scheduler == "cosine" and cfg.training.warmup_ratio == 0.03
-    assert cfg.model.gradient_checkpointing is True
+    assert cfg.model.gradient_checkpointing is (not name.startswith("smollm2_135m"))  # CPU demo: no need
 
     problems = cfg.problems(check_paths=True, check_env=False)
     missing_assets = [p for p in problems if p.field == "data.path" and "/assets/" in cfg.data.path]
