@@ -7,8 +7,8 @@ spaces or quotes is shown exactly as a shell needs it.
 >>> cfg = RunConfig(); cfg.training.batch_size = 4
 >>> config_overrides(cfg)
 ['training.batch_size=4']
->>> train_command("/tmp/run.yaml")
-'python -m core train /tmp/run.yaml'
+>>> train_command("/tmp/run.yaml", work_dir="/runs/a")
+'python -m core train /tmp/run.yaml --work-dir /runs/a'
 """
 
 from __future__ import annotations
@@ -41,46 +41,63 @@ def _yaml_scalar(value) -> str:
     return text[:-3].strip() if text.endswith("...") else text
 
 
-def config_overrides(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
-    """``section.field=value`` for every field that differs from ``base`` (default: RunConfig())."""
+def config_overrides(cfg: RunConfig, base: RunConfig | None = None, skip: tuple[str, ...] = ()) -> list[str]:
+    """``section.field=value`` for every field that differs from ``base`` (default: RunConfig()),
+    leaving out the sections in ``skip``."""
     base_d = (base or RunConfig()).to_dict()
     out = []
     for section, values in cfg.to_dict().items():
+        if section in skip:
+            continue
         for name, value in values.items():
             if base_d[section][name] != value and section in SECTIONS:
                 out.append(f"{section}.{name}={_yaml_scalar(value)}")
     return out
 
 
-def train_command(config_path: str, *, resume: bool = False) -> str:
+def train_command(config_path: str, *, work_dir: str = "", resume: bool = False) -> str:
+    """``python -m core train CONFIG [--work-dir DIR] [--resume]``."""
     args = [*PY, "train", str(config_path)]
+    if work_dir:
+        args += ["--work-dir", str(work_dir)]
     if resume:
         args += ["--resume"]
     return show(args)
 
 
-def train_command_inline(cfg: RunConfig) -> str:
-    """``python -m core train --set a=b ...``: the form state as one copy-pastable command."""
-    args = [*PY, "train"]
-    for item in config_overrides(cfg):
+def train_command_inline(cfg: RunConfig, base_config: str) -> str:
+    """``python -m core train BASE --set a=b ...``: the form as differences from a preset/YAML."""
+    from core.presets import load_config
+
+    args = [*PY, "train", base_config]
+    for item in config_overrides(cfg, load_config(base_config)):
         args += ["--set", item]
     return show(args)
 
 
-def stop_command(run_dir: str) -> str:
-    return show([*PY, "stop", str(run_dir)])
-
-
-def resume_command(run_dir: str) -> str:
-    return show([*PY, "resume", str(run_dir)])
+def stop_command(run_dir: str, *, kill: bool = False) -> str:
+    return show([*PY, "stop", str(run_dir), *(["--kill"] if kill else [])])
 
 
 def check_dataset_command(cfg: RunConfig) -> str:
-    args = [*PY, "check-dataset", cfg.data.path, "--map-fn", cfg.data.map_fn, "--template", cfg.data.template,
-            "--model", cfg.model.name_or_path, "--max-length", str(cfg.data.max_length)]
-    if cfg.data.map_fn == "columns":
-        for role, column in cfg.data.columns.items():
-            args += ["--column", f"{role}={column}"]
+    """``python -m core check-dataset --data ...`` with the form's data settings.
+
+    >>> from core.config import RunConfig
+    >>> c = RunConfig(); c.data.path = "d.csv"; c.data.map_fn = "columns"; c.data.columns = {"input": "q", "output": "a"}
+    >>> check_dataset_command(c).split(" --tokenizer")[0]
+    'python -m core check-dataset --data d.csv --map-fn columns --columns input=q,output=a --template auto'
+    """
+    args = [*PY, "check-dataset", "--data", cfg.data.path, "--map-fn", cfg.data.map_fn]
+    if cfg.data.map_fn == "columns" and cfg.data.columns:
+        args += ["--columns", ",".join(f"{role}={col}" for role, col in cfg.data.columns.items())]
+    args += ["--template", cfg.data.template, "--tokenizer", cfg.model.name_or_path,
+             "--max-length", str(cfg.data.max_length)]
+    if cfg.data.system:
+        args += ["--system", cfg.data.system]
+    if cfg.method.stage != "sft":
+        args += ["--stage", cfg.method.stage]
+    if cfg.data.split != "train":
+        args += ["--split", cfg.data.split]
     return show(args)
 
 
@@ -92,9 +109,16 @@ def import_gguf_command(gguf_path: str, out_dir: str) -> str:
     return show([*PY, "import-gguf", gguf_path, out_dir])
 
 
-def estimate_command(cfg: RunConfig, gpu_gb: float | None) -> str:
-    args = [*PY, "estimate"]
-    for item in config_overrides(cfg):
+def estimate_command(cfg: RunConfig, gpu_gb: float | None, base_config: str | None = None) -> str:
+    """``python -m core estimate BASE --set ...``: the form as differences from a preset.
+
+    The base is the bundled default preset, so the command needs no file of its own.
+    """
+    from core.presets import DEFAULT_PRESET, load_config
+
+    base_config = base_config or DEFAULT_PRESET
+    args = [*PY, "estimate", base_config]
+    for item in config_overrides(cfg, load_config(base_config), skip=("eval", "output")):
         args += ["--set", item]
     if gpu_gb:
         args += ["--gpu-gb", f"{gpu_gb:g}"]

@@ -36,7 +36,7 @@ def test_save_writes_the_cli_yaml_and_load_reads_it_back(settings):
 
     loaded = config_cb.load_config({"top/config_path": str(path), "top/lang": "zh"}, settings)
     assert loaded["training.learning_rate"] == 5e-5 and loaded["lora.r"] == 4
-    assert loaded["eval.prompts"] == "Who are you?"
+    assert loaded["eval.prompts"] == "\n".join(gui_default_config().eval.prompts)
     assert "已加载" in loaded["top/status"]
 
 

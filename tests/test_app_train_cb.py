@@ -37,7 +37,8 @@ def launched(monkeypatch):
 
     class FakeHandle:
         def __init__(self, run_dir):
-            self.run_dir = RunDir(run_dir).path
+            self.rd = RunDir(run_dir)
+            self.run_dir = self.rd.path
 
     def fake_launch(cfg, run_dir=None):
         calls.append((cfg, run_dir))
@@ -74,7 +75,7 @@ def test_start_launches_the_form_config_in_a_new_run_folder(settings, data_file,
     assert cfg.training.learning_rate == 1e-4 and cfg.data.path == str(data_file)
     assert run_dir.parent == settings.runs_root and run_dir.name.startswith("my_run-")
     assert out["train/current"] == str(RunDir(run_dir).path) and "Started run" in out["train/status"]
-    assert out["train/cmd"].startswith("python -m core train --set")
+    assert out["train/cmd"] == f"python -m core train {run_dir}/config.yaml --work-dir {run_dir}"
 
 
 def test_paths_outside_the_allowed_folders_are_refused(settings, data_file, launched):

@@ -86,8 +86,11 @@ def preview_command(values: dict, settings: AppSettings) -> dict:
     except InvalidConfig as exc:
         return _fail(values, exc)
     run_dir = plan_run_dir(cfg, settings)
-    cfg.output.run_dir = str(run_dir)
-    shown = (f"# Same run from a terminal:\n{commands.train_command_inline(cfg)}\n\n"
+    name = sanitize_filename(cfg.output.name or cfg.default_name())
+    yaml_path = settings.home / "configs" / "generated" / f"{name}.yaml"
+    cfg.save(yaml_path)  # an app-owned file, so the command below runs as shown
+    shown = (f"# Same run from a terminal (the form saved as {yaml_path}):\n"
+             f"{commands.train_command(str(yaml_path), work_dir=str(run_dir))}\n\n"
              f"# What Start runs (in its own process group, logging to {run_dir}/train.log):\n"
              f"{display(build_command(cfg, run_dir))}")
     return {"train/cmd": shown, STATUS: ok_html(text("valid", lang_of(values)))}
@@ -112,7 +115,9 @@ def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path |
     handle = launch(cfg, run_dir)
     return {CURRENT: str(handle.run_dir), SEEN: "", "train/confirm": Update(visible=False),
             STATUS: ok_html(text("run_started", lang_of(values), run=handle.run_dir.name)),
-            "train/cmd": commands.train_command_inline(cfg), **refresh_runs(values, settings, str(handle.run_dir))}
+            "train/cmd": commands.train_command(str(handle.rd.config_path), work_dir=str(handle.run_dir),
+                                                resume=bool(cfg.training.resume_from)),
+            **refresh_runs(values, settings, str(handle.run_dir))}
 
 
 def queue(values: dict, settings: AppSettings) -> dict:
@@ -161,7 +166,7 @@ def stop(values: dict, settings: AppSettings) -> dict:
     outcome = attach(run_dir).stop()
     key = {"stopping": "run_stopping", "killed": "run_killed"}.get(outcome)
     message = text(key, lang_of(values)) if key else outcome
-    return {STATUS: ok_html(message), SEEN: ""}
+    return {STATUS: ok_html(message), SEEN: "", "train/cmd": commands.stop_command(str(run_dir))}
 
 
 def resume(values: dict, settings: AppSettings) -> dict:

@@ -80,7 +80,7 @@ def wire(ctx: BuildContext, timer: gr.Timer) -> None:
              status="train/status")
     reg.wire(reg["train/cancel_btn"].click, partial(train_cb.cancel_start, settings=s), ["train/confirm"],
              inputs=[])
-    reg.wire(reg["train/stop_btn"].click, partial(train_cb.stop, settings=s), ["train/seen"],
+    reg.wire(reg["train/stop_btn"].click, partial(train_cb.stop, settings=s), ["train/seen", "train/cmd"],
              inputs=["train/current", "top/lang"], status="train/status")
     reg.wire(reg["train/resume_btn"].click, partial(train_cb.resume, settings=s), started,
              inputs=["train/current", "top/lang"], status="train/status")
