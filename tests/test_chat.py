@@ -189,3 +189,19 @@ def test_session_template_auto_and_unknown(engine):
     with pytest.raises(UserError, match="Did you mean: internlm2_chat"):
         session.template = "internlm2chat"
     assert session.template == "internlm2_chat"
+
+
+def test_merged_folder_and_full_checkpoint_bring_their_template(lora_engine, tiny_model_dir, tmp_path):
+    from test_export_helpers import make_full_run
+
+    from core.chat import ChatEngine
+    from core.export import merge_adapter
+
+    merged = merge_adapter(str(tiny_model_dir), lora_engine.label, tmp_path / "merged", dtype="fp32")
+    engine = ChatEngine.load(str(merged), settings=settings())
+    assert engine.template == "internlm2_chat" and not engine.has_adapter
+    assert engine.new_session().chat("Hello!") == lora_engine.new_session().chat("Hello!")
+
+    run_dir, _ = make_full_run(tmp_path / "full", tiny_model_dir)
+    full = ChatEngine.load(str(run_dir / "checkpoints" / "checkpoint-3"), settings=settings(max_new_tokens=4))
+    assert full.template == "internlm2_chat" and full.new_session().chat("Hi").strip()

@@ -106,3 +106,35 @@ def test_full_finetune_round_trip_and_bin_format(tmp_path, tiny_model_dir, token
     assert list(out_bin.glob("pytorch_model*.bin")) and not list(out_bin.glob("*.safetensors"))
     reloaded = AutoModelForCausalLM.from_pretrained(str(out_bin), dtype=torch.float32).eval()
     assert (logits(reloaded, ids) - logits(model, ids)).abs().max().item() < 0.1  # bf16 rounding only
+
+
+def test_qlora_adapter_merges_into_the_dequantised_base(tmp_path, tiny_model_dir, tokenizer):
+    """An adapter trained on a 4-bit base merges into the 16/32-bit base: merged == fp32 base + adapter."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from test_export_helpers import run_config, save_checkpoint, write_run
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from core.export import merge_adapter
+
+    quantized = AutoModelForCausalLM.from_pretrained(
+        str(tiny_model_dir), device_map="cpu", quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32))
+    model = get_peft_model(quantized, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    cfg = run_config(tiny_model_dir, "qlora")
+    run_dir = write_run(tmp_path / "qlora-run", cfg)
+    ckpt = save_checkpoint(model, run_dir, 1, cfg)
+
+    out = merge_adapter(str(tiny_model_dir), run_dir, tmp_path / "merged", dtype="fp32")
+    import json as _json
+
+    assert "quantization_config" not in _json.loads((out / "config.json").read_text())
+    ids = sample_ids(tokenizer)
+    reference = PeftModel.from_pretrained(_fresh_base(tiny_model_dir), str(ckpt)).eval()
+    merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    assert (logits(merged, ids) - logits(reference, ids)).abs().max().item() < 1e-4
+    assert (logits(merged, ids) - logits(_fresh_base(tiny_model_dir), ids)).abs().max().item() > 1e-3

@@ -25,6 +25,7 @@ class ModelSpec:
     template: str | None = None   # prompt template recorded with the model ("auto" allowed), None = unknown
     system: str = ""              # default system text recorded with the model
     label: str = ""               # what the user typed, for messages
+    tokenizer: str | None = None  # where the tokenizer is, when not beside the weights
 
 
 def _recorded_template(folder: Path) -> str | None:
@@ -50,7 +51,8 @@ def _from_checkpoint(path: Path, label: str) -> ModelSpec:
         if not info.has_weights:
             raise UserError(f"{info.path} holds only DeepSpeed shards.",
                             f"Run `python -m core convert to-hf {info.path} OUT_DIR` first and chat with OUT_DIR.")
-        return ModelSpec(str(info.path), None, template, system, label)
+        tokenizer = None if _has_tokenizer(str(info.path)) else _tokenizer_of(info.base_model)
+        return ModelSpec(str(info.path), None, template, system, label, tokenizer)
     if not info.has_weights:
         raise UserError(f"{info.path} holds only DeepSpeed shards.",
                         f"Run `python -m core convert to-hf {info.path} OUT_DIR` first and use OUT_DIR as --adapter.")
@@ -62,8 +64,8 @@ def _from_checkpoint(path: Path, label: str) -> ModelSpec:
 
 
 def is_adapter_or_run(path: Path) -> bool:
-    return (path / "adapter_config.json").is_file() or (path / "checkpoints").is_dir() or \
-        ((path / "config.yaml").is_file() and not (path / "config.json").is_file())
+    """Folders whose config.yaml / adapter_config.json say what to load (runs, checkpoints, exports)."""
+    return any((path / n).exists() for n in ("adapter_config.json", "checkpoints", "config.yaml"))
 
 
 def resolve_spec(model: str, adapter: str | None = None) -> ModelSpec:
@@ -152,7 +154,7 @@ def load_model(spec: ModelSpec, *, bits: int | None = None, dtype: str = "auto",
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dt) if bits == 4 else BitsAndBytesConfig(load_in_8bit=True)
-    tokenizer_src = spec.adapter if spec.adapter and _has_tokenizer(spec.adapter) else spec.base
+    tokenizer_src = spec.adapter if spec.adapter and _has_tokenizer(spec.adapter) else (spec.tokenizer or spec.base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_src, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(spec.base, **kwargs)
@@ -170,6 +172,18 @@ def load_model(spec: ModelSpec, *, bits: int | None = None, dtype: str = "auto",
                             "Give the base model the adapter was trained on.") from None
     model.eval()
     return model, tokenizer, bool(spec.adapter)
+
+
+def _tokenizer_of(base: str) -> str | None:
+    """The base model's tokenizer location (cheap for the embedded model), or None."""
+    from core.gguf_import import resolve_tokenizer_path
+
+    if not base:
+        return None
+    try:
+        return resolve_tokenizer_path(base)
+    except UserError:
+        return None
 
 
 def _has_tokenizer(folder: str) -> bool:

@@ -125,16 +125,17 @@ def inspect_checkpoint(src: str | Path) -> CheckpointInfo:
             raise UserError(f"{path} has adapter_config.json but no adapter_model.safetensors.",
                             "The checkpoint is incomplete; use an earlier checkpoint of the run.")
         return CheckpointInfo(path, "adapter", run_dir, config, adapter_config, tag, has)
+    if (path / "config.json").is_file() and (any((path / n).is_file() for n in MODEL_WEIGHTS) or tag is not None):
+        # a full fine-tune, or an already merged/exported model folder (its config.yaml may say LoRA)
+        has = any((path / n).is_file() for n in MODEL_WEIGHTS)
+        return CheckpointInfo(path, "full", run_dir, config, {}, tag, has)
     if config is not None and config.uses_lora:
         raise UserError(f"{path} has no adapter_config.json, but the run trained a "
                         f"{config.method.finetuning.upper()} adapter.",
                         "The checkpoint is incomplete or not from this run; use another checkpoint-N folder.")
     if (path / "config.json").is_file():
-        has = any((path / n).is_file() for n in MODEL_WEIGHTS)
-        if not has and tag is None:
-            raise UserError(f"{path} has config.json but no model weights.",
-                            "The checkpoint is incomplete; use an earlier checkpoint of the run.")
-        return CheckpointInfo(path, "full", run_dir, config, {}, tag, has)
+        raise UserError(f"{path} has config.json but no model weights.",
+                        "The checkpoint is incomplete; use an earlier checkpoint of the run.")
     raise UserError(f"{path} is not a checkpoint: it has no adapter_config.json (LoRA/QLoRA) and no "
                     "config.json (full fine-tune).",
                     "Give a run folder or a checkpoints/checkpoint-N folder written by `python -m core train`.")
