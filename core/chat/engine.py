@@ -223,9 +223,7 @@ class ChatEngine:
             out = self._hf_model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                           generation_config=gen, logits_processor=processors,
                                           stopping_criteria=StoppingCriteriaList([criteria]), streamer=streamer)
-        new = out[0, len(prompt_ids):].tolist()
-        while new and new[-1] == gen.pad_token_id and len(new) > 1 and new[-2] == gen.pad_token_id:
-            new.pop()  # padding after EOS (a batch of one never has it, but stay safe)
+        new = out[0, len(prompt_ids):].tolist()  # a batch of one: no padding after EOS
         reason = criteria.reason or ("eos" if new and new[-1] in eos else
                                      "max_new_tokens" if len(new) >= settings.max_new_tokens else "eos")
         return new, reason, criteria

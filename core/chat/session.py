@@ -128,6 +128,7 @@ class ChatSession:
                     parts.append(piece)
                     yield piece
                 if text_filter.stopped:
+                    box["stop_word"] = True
                     self._cancel.set()  # the criteria usually saw it first; make sure generation ends
                     break
             rest = text_filter.flush()
@@ -138,7 +139,8 @@ class ChatSession:
             if thread.is_alive():
                 self._cancel.set()
                 thread.join()
-            self._finish(user_text, "".join(parts), box.get("result"), box.get("error"), started, prompt)
+            self._finish(user_text, "".join(parts), box.get("result"), box.get("error"), started,
+                         reason="stop_word" if box.get("stop_word") else None)
         if "error" in box:
             raise box["error"]
 
@@ -154,7 +156,7 @@ class ChatSession:
             error = exc
             raise
         finally:
-            self._finish(user_text, text, result, error, started, prompt)
+            self._finish(user_text, text, result, error, started)
         return text
 
     # ---- internals ------------------------------------------------------------------------
@@ -214,14 +216,12 @@ class ChatSession:
                                     cancel=self._cancel, streamer=streamer, seed_generator=self._seed_generator,
                                     on_start=remember)
 
-    def _finish(self, user_text, text, result, error, started, prompt) -> None:
+    def _finish(self, user_text, text, result, error, started, reason: str | None = None) -> None:
         try:
             info = self.last
             info.text, info.seconds = text, time.monotonic() - started
             if result is not None:
-                info.new_tokens, info.stop_reason = len(result[0]), result[1]
-                if self._cancel.is_set() and result[1] not in ("stop_word",) and info.tokens_at_cancel is not None:
-                    info.stop_reason = "cancelled"
+                info.new_tokens, info.stop_reason = len(result[0]), reason or result[1]
             elif error is not None:
                 info.stop_reason = "error"
             if error is None or result is not None:
