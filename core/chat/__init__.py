@@ -1,10 +1,12 @@
 """Chat with a base model, an adapter, a merged folder or a run: shared by the GUI and ``python -m core chat``.
 
->>> from core.chat import ChatEngine                                   # doctest: +SKIP
->>> engine = ChatEngine.load("work_dirs/my_run")                       # base + adapter + template
->>> session = engine.new_session(system="Be brief.")                   # one per conversation/tab
->>> for delta in session.stream("What is the capital of France?"):
-...     print(delta, end="")
+Example::
+
+    from core.chat import ChatEngine
+    engine = ChatEngine.load("work_dirs/my_run")          # base + adapter + template from config.yaml
+    session = engine.new_session(system="Be brief.")      # one per conversation / browser tab
+    for delta in session.stream("What is the capital of France?"):
+        print(delta, end="")
 """
 
 from core.chat.engine import ChatEngine

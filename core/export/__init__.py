@@ -1,8 +1,10 @@
 """Export: checkpoints -> clean Hugging Face folders, and LoRA adapters merged into their base.
 
->>> from core.export import convert_to_hf, merge_adapter   # doctest: +SKIP
->>> convert_to_hf("work_dirs/my_run", "exports/my_adapter", dtype="fp16")   # doctest: +SKIP
->>> merge_adapter("embedded:SmolLM2-135M-Instruct", "exports/my_adapter", "exports/merged")   # doctest: +SKIP
+Example::
+
+    from core.export import convert_to_hf, merge_adapter
+    convert_to_hf("work_dirs/my_run", "exports/my_adapter", dtype="fp16")
+    merge_adapter("embedded:SmolLM2-135M-Instruct", "exports/my_adapter", "exports/merged")
 """
 
 from core.export.convert import convert_to_hf
