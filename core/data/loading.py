@@ -21,6 +21,7 @@ from core.errors import DataError
 FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHUNK = 1 << 24
+JSON_PRECHECK_BYTES = 64 << 20  # larger files are only parsed by datasets (our parser runs on failure)
 
 
 def looks_like_hub_id(name: str) -> bool:
@@ -190,6 +191,36 @@ def _load_hub(name: str, split: str):
                         "Check the id and your internet connection, or download the data and give a local file.") from None
 
 
+def precheck(path: str) -> tuple[Path | None, str]:
+    """Cheap checks that need no heavy import: (local path or None for a hub id, reader kind).
+
+    Raises a DataError for a missing, empty, non-UTF-8 or unsupported file.
+    """
+    if not path:
+        raise DataError("no dataset given.", "Give a .json/.jsonl/.csv/.parquet/.txt file, a saved folder or a hub id.",
+                        field="data.path")
+    p = Path(path).expanduser()
+    if not p.exists():
+        if looks_like_hub_id(path):
+            return None, "hub"
+        raise DataError(f"dataset file {path} does not exist.",
+                        "Check the path (relative paths start from the current folder), or give a hub id like "
+                        "tatsu-lab/alpaca.", field="data.path")
+    if p.is_dir():
+        return p, "saved"
+    kind = FILE_TYPES.get(p.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: files ending in '{p.suffix or '(no extension)'}' are not a dataset format we read.",
+                        f"Use one of {', '.join(FILE_TYPES)}, or a folder saved by `datasets`.")
+    if p.stat().st_size == 0 or (kind != "parquet" and _is_blank(p)):
+        raise DataError(f"{path} is empty.", "Put at least one sample in it.")
+    if kind != "parquet":
+        check_utf8(p)
+    if kind == "json" and p.stat().st_size <= JSON_PRECHECK_BYTES:
+        _json_rows(p)  # syntax errors with line and column, without importing datasets
+    return p, kind
+
+
 def load_rows(path: str, *, split: str = "train"):
     """Load a dataset file, saved folder or hub id as a ``datasets.Dataset`` (one split).
 
@@ -199,27 +230,12 @@ def load_rows(path: str, *, split: str = "train"):
     >>> load_rows(f)[0]
     {'input': 'a', 'output': 'b'}
     """
-    if not path:
-        raise DataError("no dataset given.", "Give a .json/.jsonl/.csv/.parquet/.txt file, a saved folder or a hub id.",
-                        field="data.path")
-    p = Path(path).expanduser()
-    if not p.exists():
-        if looks_like_hub_id(path):
-            return _load_hub(path, split)
-        raise DataError(f"dataset file {path} does not exist.",
-                        "Check the path (relative paths start from the current folder), or give a hub id like tatsu-lab/alpaca.",
-                        field="data.path")
-    if p.is_dir():
+    p, kind = precheck(path)
+    if kind == "hub":
+        ds = _load_hub(path, split)
+    elif kind == "saved":
         ds = _load_saved(p, split)
     else:
-        kind = FILE_TYPES.get(p.suffix.lower())
-        if kind is None:
-            raise DataError(f"{path}: files ending in '{p.suffix or '(no extension)'}' are not a dataset format we read.",
-                            f"Use one of {', '.join(FILE_TYPES)}, or a folder saved by `datasets`.")
-        if p.stat().st_size == 0 or (kind != "parquet" and _is_blank(p)):
-            raise DataError(f"{path} is empty.", "Put at least one sample in it.")
-        if kind != "parquet":
-            check_utf8(p)
         ds = _load_file(p, kind)
     if ds.num_rows == 0:
         raise DataError(f"{path} has no rows.", "Put at least one sample in it.")

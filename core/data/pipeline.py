@@ -84,7 +84,7 @@ def make_spec(data, tokenizer, column_names, first_row=None, *, model_name_or_pa
     return PipelineSpec(map_fn, template, encoder, data.system or "", data.max_length)
 
 
-def _conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
+def row_conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
     """Row -> (conversation, note) or RowSkipped."""
     result = spec.map_fn(row)
     conversation = result.get("conversation") or []
@@ -107,7 +107,7 @@ def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
     for j in range(n):
         row = {k: batch[k][j] for k in keys}
         try:
-            conversation, notes[j] = _conversation(row, spec)
+            conversation, notes[j] = row_conversation(row, spec)
         except RowSkipped as exc:
             reasons[j] = exc.reason
             continue
@@ -152,6 +152,31 @@ def collect_stats(encoded, spec: PipelineSpec, rows: int) -> DatasetStats:
         stats.supervised_tokens += sup
         stats.truncated += full > length
     stats.sequences = stats.kept
+    return stats
+
+
+def check_rows_map(ds, map_fn: MapFn, *, path: str = "", limit: int = 20000) -> DatasetStats:
+    """Map the first ``limit`` rows without tokenising; a DataError when none becomes a conversation.
+
+    Lets the CLI and the GUI reject a dataset of empty answers or unanswered questions before the
+    (slow) tokenizer is loaded.
+    """
+    spec = PipelineSpec(map_fn=map_fn, template="", encoder=None)
+    n = min(ds.num_rows, limit)
+    stats = DatasetStats(rows=n, map_fn=map_fn.name)
+    for start in range(0, n, 1000):
+        batch = ds[start:min(n, start + 1000)]
+        keys = list(batch)
+        for j in range(len(batch[keys[0]]) if keys else 0):
+            try:
+                row_conversation({k: batch[k][j] for k in keys}, spec)
+                stats.kept += 1
+            except RowSkipped as exc:
+                stats.add_drop(exc.reason, start + j)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                stats.add_drop(f"row could not be mapped ({type(exc).__name__})", start + j)
+    if stats.kept == 0:
+        raise nothing_left_error(stats, path)
     return stats
 
 

@@ -1,0 +1,185 @@
+"""Preference pairs for DPO / ORPO: rows -> ``prompt`` / ``chosen`` / ``rejected`` for TRL's trainers.
+
+Accepted layouts (the first that fits a row's columns wins):
+
+- ``prompt`` + ``chosen`` + ``rejected``: each a string, a message, or a message list (a chosen list
+  that repeats the prompt contributes only its last answer);
+- ``chosen`` + ``rejected`` message lists without a prompt: the prompt is ``chosen[:-1]``;
+- LLaMA-Factory: ``conversations`` [{from, value}] + ``chosen``/``rejected`` {from, value} (+ ``system``);
+- Intel Orca DPO: ``system``, ``question``, ``chosen``, ``rejected``;
+- Alpaca-style ranking: ``instruction`` (+ ``input``, ``history``) and ``output`` = [better, worse].
+
+With an XTuner template the prompt is rendered as text exactly as in SFT (see
+``templates.build_chat_prompt``) and ``chosen``/``rejected`` are the answers + SUFFIX (TRL appends the
+tokenizer's EOS when the text does not already end with it, as XTuner's encoding does for templates
+without SUFFIX_AS_EOS). In ``chat_template`` mode the rows are TRL's conversational format (message
+lists) and TRL applies the chat template itself.
+"""
+
+from __future__ import annotations
+
+from core.data.map_fns_base import RowSkipped, as_list, text
+from core.data.pipeline import BuiltData, _split_eval
+from core.data.stats import DatasetStats
+from core.data.templates import (CHAT_TEMPLATE, bos_eos_ids, build_chat_prompt, get_template, resolve_template)
+from core.errors import DataError
+
+
+def _answer(value) -> str:
+    """The answer text of a chosen/rejected cell: a string, a message, or a message list (its last answer)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return text(value.get("content", value.get("value")))
+    items = as_list(value)
+    if items and isinstance(items[-1], dict):
+        return text(items[-1].get("content", items[-1].get("value")))
+    raise RowSkipped("chosen/rejected is neither text nor messages")
+
+
+def _messages(value) -> list[dict]:
+    """A prompt cell as chat messages (role/content), from text, OpenAI or ShareGPT messages."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    items = [m for m in as_list(value) if isinstance(m, dict)]
+    out = []
+    for m in items:
+        role = text(m.get("role", m.get("from"))).lower()
+        role = {"human": "user", "gpt": "assistant", "observation": "user", "function_call": "assistant"}.get(role, role)
+        out.append({"role": role, "content": text(m.get("content", m.get("value")))})
+    return out
+
+
+def to_pair(row: dict) -> tuple[list[dict], str, str]:
+    """One row -> (prompt messages, chosen answer, rejected answer).
+
+    >>> to_pair({"prompt": "2+2?", "chosen": "4", "rejected": "5"})
+    ([{'role': 'user', 'content': '2+2?'}], '4', '5')
+    >>> to_pair({"conversations": [{"from": "human", "value": "Hi"}], "chosen": {"from": "gpt", "value": "Hello"},
+    ...          "rejected": {"from": "gpt", "value": "Go away"}})
+    ([{'role': 'user', 'content': 'Hi'}], 'Hello', 'Go away')
+    """
+    if "chosen" not in row or "rejected" not in row:
+        if isinstance(row.get("output"), (list, tuple)) and len(row["output"]) >= 2 and "instruction" in row:
+            prompt = "\n".join(p for p in (text(row.get("instruction")), text(row.get("input"))) if p)
+            history = []
+            for pair in as_list(row.get("history")):
+                if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                    history += [{"role": "user", "content": text(pair[0])}, {"role": "assistant", "content": text(pair[1])}]
+            return history + [{"role": "user", "content": prompt}], text(row["output"][0]), text(row["output"][1])
+        raise RowSkipped("no chosen/rejected pair in the row")
+    chosen, rejected = row["chosen"], row["rejected"]
+    if "prompt" in row and row["prompt"] not in (None, "", []):
+        prompt = _messages(row["prompt"])
+    elif "conversations" in row and row["conversations"]:
+        prompt = _messages(row["conversations"])
+    elif "question" in row and row["question"]:
+        prompt = [{"role": "user", "content": text(row["question"])}]
+    elif isinstance(chosen, (list, tuple)) and len(chosen) > 1:
+        prompt = _messages(list(chosen)[:-1])
+    else:
+        raise RowSkipped("no prompt (prompt, conversations or question column)")
+    system = text(row.get("system"))
+    if system and not any(m["role"] == "system" for m in prompt):
+        prompt = [{"role": "system", "content": system}] + prompt
+    return prompt, _answer(chosen), _answer(rejected)
+
+
+def _check_pair(prompt: list[dict], chosen: str, rejected: str) -> None:
+    if not any(m["role"] == "user" and m["content"].strip() for m in prompt):
+        raise RowSkipped("empty prompt")
+    if prompt[-1]["role"] == "assistant":
+        raise RowSkipped("prompt ends with an answer")
+    if not chosen.strip() or not rejected.strip():
+        raise RowSkipped("empty chosen or rejected answer")
+    if chosen == rejected:
+        raise RowSkipped("chosen and rejected are identical")
+
+
+def _bos_text_needed(tokenizer) -> bool:
+    """Whether the prompt text must carry BOS itself (TRL tokenises it with the tokenizer's own rules)."""
+    bos, _ = bos_eos_ids(tokenizer)
+    if not bos:
+        return False
+    auto = tokenizer("a")["input_ids"]
+    return list(auto[:len(bos)]) != list(bos)
+
+
+def pairs_batch(batch: dict, *, template: str, tokenizer, system: str, bos_text: bool) -> dict:
+    keys = list(batch)
+    n = len(batch[keys[0]]) if keys else 0
+    out = {"prompt": [], "chosen": [], "rejected": [], "drop_reason": []}
+    suffix = "" if template == CHAT_TEMPLATE else get_template(template).suffix
+    bos_ids, _ = bos_eos_ids(tokenizer)
+    bos_str = "".join(tokenizer.convert_ids_to_tokens(bos_ids)) if bos_ids else ""
+    for j in range(n):
+        row = {k: batch[k][j] for k in keys}
+        try:
+            prompt, chosen, rejected = to_pair(row)
+            if system and not any(m["role"] == "system" for m in prompt):
+                prompt = [{"role": "system", "content": system}] + prompt
+            _check_pair(prompt, chosen, rejected)
+            reason = ""
+        except RowSkipped as exc:
+            prompt, chosen, rejected, reason = [], "", "", exc.reason
+        if template == CHAT_TEMPLATE:
+            out["prompt"].append(prompt)
+            out["chosen"].append([{"role": "assistant", "content": chosen}])
+            out["rejected"].append([{"role": "assistant", "content": rejected}])
+        else:
+            text_prompt = build_chat_prompt(template, tokenizer, prompt) if prompt else ""
+            if not bos_text and bos_str and text_prompt.startswith(bos_str):
+                text_prompt = text_prompt[len(bos_str):]  # the tokenizer adds BOS itself
+            out["prompt"].append(text_prompt)
+            out["chosen"].append(chosen + suffix if chosen else "")
+            out["rejected"].append(rejected + suffix if rejected else "")
+        out["drop_reason"].append(reason)
+    return out
+
+
+def _encode_pairs(ds, template, tokenizer, system, path, num_proc):
+    bos_text = template != CHAT_TEMPLATE and _bos_text_needed(tokenizer)
+    pairs = ds.map(pairs_batch, batched=True, remove_columns=ds.column_names,
+                   fn_kwargs={"template": template, "tokenizer": tokenizer, "system": system, "bos_text": bos_text},
+                   num_proc=num_proc if num_proc > 1 and ds.num_rows >= 2000 else None, desc="Preference pairs")
+    stats = DatasetStats(rows=ds.num_rows, template=template, map_fn="preference")
+    for i, reason in enumerate(pairs.with_format("arrow", columns=["drop_reason"])[:].column("drop_reason").to_pylist()):
+        if reason:
+            stats.add_drop(reason, i)
+        else:
+            stats.kept += 1
+    if stats.kept == 0:
+        raise DataError(f"{path}: no usable preference pair: all {stats.rows} row(s) were dropped: "
+                        f"{stats.drop_summary()}.",
+                        "Preference data needs prompt, chosen and rejected (see docs/data.md).")
+    if stats.dropped:
+        pairs = pairs.filter(lambda r: [not x for x in r], input_columns=["drop_reason"], batched=True)
+    pairs = pairs.remove_columns(["drop_reason"])
+    stats.sequences = pairs.num_rows
+    return pairs, stats
+
+
+def build_preference_data(data, tokenizer, *, model_name_or_path: str = "", seed: int = 42) -> BuiltData:
+    """Load preference pairs as TRL DPO/ORPO rows: prompt / chosen / rejected (+ stats)."""
+    from core.data.loading import load_rows
+
+    ds = load_rows(data.path, split=data.split)
+    cols = set(ds.column_names)
+    if "label" in cols and "rejected" not in cols:
+        raise DataError(f"{data.path} looks like KTO data (single answers with a label), not preference pairs.",
+                        "DPO/ORPO need prompt, chosen and rejected columns.")
+    if not ({"chosen", "rejected"} <= cols or ({"instruction", "output"} <= cols)):
+        raise DataError(f"{data.path} has no preference pairs: columns {', '.join(ds.column_names)}.",
+                        "DPO/ORPO need chosen and rejected columns (plus prompt, conversations or question).")
+    template = resolve_template(data.template, model_name_or_path, tokenizer=tokenizer)
+    if data.max_samples and data.max_samples < ds.num_rows:
+        ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
+    train_rows, eval_rows = _split_eval(ds, data.eval_size, seed)
+    train, stats = _encode_pairs(train_rows, template, tokenizer, data.system, data.path, data.num_proc)
+    eval_ds = eval_stats = None
+    if eval_rows is not None:
+        eval_ds, eval_stats = _encode_pairs(eval_rows, template, tokenizer, data.system, data.path, data.num_proc)
+    return BuiltData(train=train, eval=eval_ds, stats=stats, template=template, eval_stats=eval_stats)
+
+
+__all__ = ["build_preference_data", "to_pair"]
