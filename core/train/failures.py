@@ -29,6 +29,24 @@ def is_oom(exc: BaseException) -> bool:
     return any(p in text for p in _OOM_PATTERNS)
 
 
+def missing_package(exc: BaseException) -> str | None:
+    """The package an ImportError says is missing (its ``name`` or transformers' remote-code message).
+
+    >>> missing_package(ImportError("This modeling file requires the following packages that were not found in "
+    ...                             "your environment: einops, xyz. Run `pip install einops xyz`"))
+    'einops, xyz'
+    """
+    if not isinstance(exc, ImportError):
+        return None
+    match = re.search(r"not found in your environment: ([\w\-., ]+?)\.(?:\s|$)", str(exc))
+    if match:
+        return match.group(1)
+    if getattr(exc, "name", None):
+        return exc.name
+    match = re.search(r"No module named '([\w.]+)'", str(exc))
+    return match.group(1) if match else None
+
+
 def is_disk_full(exc: BaseException) -> bool:
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -70,10 +88,11 @@ def explain_exception(exc: BaseException, *, latest_checkpoint: str | None = Non
         return {"kind": "disk_full", "error": f"The disk is full: writing {where} failed while saving a checkpoint."
                 + prev, "advice": "Free disk space, lower training.save_total_limit, or put the run folder on a "
                                   "larger disk, then resume."}
-    if isinstance(exc, ModuleNotFoundError) or (isinstance(exc, ImportError) and getattr(exc, "name", None)):
-        name = getattr(exc, "name", None) or "a required package"
+    missing = missing_package(exc)
+    if missing:
+        name = missing
         return {"kind": "missing_package", "error": f"The Python package '{name}' is not installed ({_short(exc)}).",
-                "advice": f"Install it into the app's environment (pip install {name.split('.')[0]}), "
+                "advice": f"Install it into the app's environment (pip install {_pip_names(name)}), "
                           "or turn off the option that needs it."}
     if isinstance(exc, UserError):
         kind = "bad_data" if type(exc).__name__ == "DataError" else "bad_config"
@@ -108,6 +127,10 @@ def explain_exit(returncode: int | None, log_lines: list[str], *, latest_checkpo
     code = "an unknown code" if returncode is None else f"exit code {returncode}"
     return {"kind": "crash", "error": f"The trainer ended with {code} without reporting a result.",
             "advice": "See the log lines below." + keep}
+
+
+def _pip_names(names: str) -> str:
+    return " ".join(n.strip().split(".")[0] for n in names.split(",") if n.strip())
 
 
 def _short(exc: BaseException, limit: int = 400) -> str:

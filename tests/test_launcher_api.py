@@ -1,0 +1,189 @@
+"""The launcher API the GUI calls, exercised with stand-in trainer commands (no torch in the children).
+
+A stand-in is started exactly as launch() starts a real trainer: the supervisor leads a new
+session, holds the run folder's lock and runs the command.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from core.config import RunConfig
+from core.errors import UserError
+from core.paths import REPO_ROOT
+from core.train.commands import build_command
+from core.train.launcher import attach, launch, list_runs
+from core.train.rundir import RunDir, RunDirBusy
+
+
+def start_stand_in(run_dir, code: str) -> subprocess.Popen:
+    """Start `python -c CODE` under the supervisor, as launch() does for a trainer."""
+    rd = RunDir(run_dir)
+    fd = rd.acquire_lock()
+    try:
+        rd.write_status(state="starting", message="Starting the trainer.")
+        cmd = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", sys.executable, "-c", code]
+        with open(rd.log_path, "ab") as log:
+            popen = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, pass_fds=(fd,),
+                                     env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    finally:
+        os.close(fd)
+    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())
+    return popen
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+SLEEPER = "import time, subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); " \
+          "print('trainer up', flush=True); time.sleep(120)"
+
+
+def test_build_command_picks_python_torchrun_or_srun():
+    cfg = RunConfig()
+    assert build_command(cfg, "/r")[1:] == ["-m", "core.train.entry", "/r"]
+    cfg.distributed.nproc_per_node = 2
+    cmd = build_command(cfg, "/r")
+    assert cmd[0].endswith("torchrun") or cmd[1:3] == ["-m", "torch.distributed.run"]
+    assert "--nproc_per_node=2" in cmd and "--nnodes=1" in cmd and cmd[-3:] == ["-m", "core.train.entry", "/r"]
+    port = int(next(a for a in cmd if a.startswith("--master_port=")).split("=")[1])
+    assert 1024 < port < 65536
+    one = RunConfig()
+    one.distributed.deepspeed = "zero2"  # DeepSpeed needs torchrun's environment even for one process
+    assert "--nproc_per_node=1" in build_command(one, "/r")
+    cfg.distributed.launcher = "slurm"
+    cfg.distributed.nnodes = 2
+    cmd = build_command(cfg, "/r")
+    assert cmd[:4] == ["srun", "--nodes=2", "--ntasks-per-node=2", "--kill-on-bad-exit=1"]
+    assert cmd[-2:] == ["--launcher", "slurm"]
+
+
+def test_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    fd = rd.acquire_lock()
+    with pytest.raises(RunDirBusy, match="in use"):
+        rd.acquire_lock()
+    assert rd.is_locked()
+    os.close(fd)
+    assert not rd.is_locked()
+    # a process holding the lock that is killed -9 cannot keep it
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+                               "from core.train.rundir import RunDir; RunDir(sys.argv[2]).acquire_lock(); "
+                               "print('locked', flush=True); time.sleep(60)", str(REPO_ROOT), str(rd.path)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    assert rd.is_locked()
+    holder.kill()
+    holder.wait()
+    assert not rd.is_locked()
+
+
+def test_second_launch_on_a_live_run_folder_is_refused_and_kill_ends_every_process(tmp_path, tiny_model_dir):
+    run_dir = tmp_path / "busy"
+    popen = start_stand_in(run_dir, SLEEPER)
+    handle = attach(run_dir)
+    assert wait_for(lambda: "trainer up" in (run_dir / "train.log").read_text())
+    assert handle.is_alive()
+    group = [p for p in psutil.process_iter() if _pgid(p.pid) == popen.pid]
+    assert len(group) >= 3  # supervisor, stand-in trainer, its child
+    cfg = RunConfig().with_overrides([f"model.name_or_path={tiny_model_dir}", f"data.path={tiny_model_dir}/config.json",
+                                      "method.finetuning=lora"])
+    with pytest.raises(RunDirBusy, match="in use by a running training"):
+        launch(cfg, run_dir)
+    assert handle.status()["state"] == "starting"  # the refused launch changed nothing
+    handle.kill()
+    popen.wait(timeout=10)
+    assert wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in group), 10)
+    status = handle.status()
+    assert status["state"] == "stopped" and "Killed" in status["message"]
+    assert not RunDir(run_dir).is_locked()
+
+
+def test_stop_asks_gracefully_then_a_second_stop_kills(tmp_path):
+    run_dir = tmp_path / "stop"
+    popen = start_stand_in(run_dir, SLEEPER)
+    handle = attach(run_dir)
+    assert wait_for(lambda: "trainer up" in (run_dir / "train.log").read_text())
+    assert handle.stop() == "stopping"
+    assert RunDir(run_dir).stop_requested() and handle.status()["state"] == "stopping"
+    assert handle.is_alive()  # the stand-in ignores STOP, like a trainer still finishing its step
+    assert handle.stop() == "killed"
+    popen.wait(timeout=10)
+    assert not handle.is_alive()
+    assert handle.stop() == "not running"
+
+
+def test_sigterm_to_the_supervisor_requests_a_stop_and_a_second_kills_the_group(tmp_path):
+    run_dir = tmp_path / "term"
+    popen = start_stand_in(run_dir, SLEEPER)
+    assert wait_for(lambda: "trainer up" in (run_dir / "train.log").read_text())
+    os.kill(popen.pid, signal.SIGTERM)
+    assert wait_for(lambda: RunDir(run_dir).read_status().get("state") == "stopping")
+    assert RunDir(run_dir).stop_requested()
+    os.kill(popen.pid, signal.SIGTERM)
+    popen.wait(timeout=15)
+    assert not attach(run_dir).is_alive()
+    assert RunDir(run_dir).read_status()["state"] == "stopped"
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("import sys; print('Traceback (most recent call last):'); print('ValueError: broken'); sys.exit(3)",
+     "exit code 3"),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),
+])
+def test_supervisor_explains_a_trainer_that_died_without_reporting(tmp_path, code, expected):
+    run_dir = tmp_path / "died"
+    popen = start_stand_in(run_dir, code)
+    popen.wait(timeout=20)
+    status = RunDir(run_dir).read_status()
+    assert status["state"] == "failed" and expected in status["error"], status
+    if "broken" in code:
+        assert status["log"][-1] == "ValueError: broken"
+    assert not RunDir(run_dir).is_locked()
+
+
+def test_attach_reports_a_dead_process_that_still_says_running_as_failed(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    rd = RunDir(tmp_path / "stale")
+    rd.write_status(state="running", pid=gone.pid, pgid=gone.pid, step=3, total_steps=10)
+    (rd.path / "train.log").write_text("step 3\n")
+    status = attach(rd.path).status()
+    assert status["state"] == "failed"
+    assert "gone" in status["error"] and "never reported" in status["error"]
+    assert rd.read_status()["state"] == "failed"  # written back for every other reader
+
+
+def test_attach_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(UserError, match="not a run folder"):
+        attach(tmp_path)
+
+
+def test_list_runs_lists_run_folders_newest_first(tmp_path):
+    for name, state in (("a", "finished"), ("b", "failed")):
+        RunDir(tmp_path / name).write_status(state=state)
+        time.sleep(0.01)
+    (tmp_path / "not-a-run").mkdir()
+    runs = list_runs(tmp_path)
+    assert [(r["name"], r["state"]) for r in runs] == [("b", "failed"), ("a", "finished")]
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
