@@ -62,6 +62,19 @@ def read_message(stream, interactive: bool) -> str | None:
         lines.append(line)
 
 
+def quiet_libraries() -> None:
+    """Keep library chatter (load bars, deprecation notes, CPU-kernel hints) off the terminal."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    for message in (".*MatMul8bitLt.*", ".*is_gradient_checkpointing.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
 def cmd_chat(args) -> int:
     from core.chat import ChatEngine, GenerationSettings
     from core.chat.loading import system_text
@@ -70,10 +83,7 @@ def cmd_chat(args) -> int:
                                   top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
                                   seed=args.seed, stop_words=list(args.stop_words)).validated()
     system = system_text(args.system, args.system_template, args.bot_name)
-    if args.bits == 8:
-        import warnings
-
-        warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+    quiet_libraries()
     engine = ChatEngine.load(args.model, adapter=args.adapter, template=args.prompt_template, system=system,
                              bits=args.bits, dtype=args.torch_dtype, settings=settings,
                              trust_remote_code=args.trust_remote_code)

@@ -49,7 +49,10 @@ def _common(p) -> None:
 
 
 def _run(description: str, quiet: bool, work) -> int:
+    from core.cli.chat_cmds import quiet_libraries
     from core.export.progress import tqdm_progress
+
+    quiet_libraries()  # our own bar shows the progress
 
     if quiet:
         out = work(None)

@@ -65,17 +65,22 @@ def adapter_tensors(info: CheckpointInfo, base_path: str | None) -> dict:
 
 def zero_state_dict(info: CheckpointInfo, *, trainable_only: bool) -> dict:
     """Consolidate the ZeRO-2/3 shards of a checkpoint into one fp32 state dict."""
-    try:
+    import contextlib
+    import io
+
+    try:  # imported outside the redirect below: DeepSpeed's logger keeps the stream it sees at import
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     except ImportError:
         raise UserError(f"{info.path} is a DeepSpeed checkpoint and DeepSpeed is not installed.",
                         "pip install deepspeed (it is needed only to read the shards).") from None
-    try:
-        return get_fp32_state_dict_from_zero_checkpoint(str(info.path), tag=info.deepspeed_tag,
-                                                        exclude_frozen_parameters=trainable_only)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-        raise UserError(f"cannot read the DeepSpeed shards in {info.path / info.deepspeed_tag}: {exc}",
-                        "Make sure every rank's *_optim_states.pt and *_model_states.pt file is present.") from None
+    # zero_to_fp32 prints its progress to stdout, which would mix with the CLI's output
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return get_fp32_state_dict_from_zero_checkpoint(str(info.path), tag=info.deepspeed_tag,
+                                                            exclude_frozen_parameters=trainable_only)
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+            raise UserError(f"cannot read the DeepSpeed shards in {info.path / info.deepspeed_tag}: {exc}",
+                            "Make sure every rank's *_optim_states.pt and *_model_states.pt file is present.") from None
 
 
 def _adapter_from_zero(info: CheckpointInfo, base_path: str | None) -> dict:
