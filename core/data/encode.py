@@ -85,7 +85,8 @@ def apply_system(conversation: list[dict], system: str) -> list[dict]:
     """
     if not system or any(turn.get("system") for turn in conversation):
         return conversation
-    return [{"system": system, **conversation[0]}] + list(conversation[1:])
+    first = {"system": system, **{k: v for k, v in conversation[0].items() if k != "system"}}
+    return [first] + list(conversation[1:])
 
 
 class XTunerEncoder:

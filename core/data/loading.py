@@ -98,13 +98,29 @@ def _json_lines(raw: str, path: Path) -> list[dict]:
     return rows
 
 
+CONVERSATION_KEYS = ("conversation", "conversations", "messages")
+
+
+def _is_row_list(key, value) -> bool:
+    """True for {"data": [row, ...]} wrappers, not for one conversation such as {"messages": [...]}.
+
+    >>> _is_row_list("data", [{"input": "q", "output": "a"}]), _is_row_list("messages", [{"role": "user"}])
+    (True, False)
+    """
+    if key in CONVERSATION_KEYS or not isinstance(value, list) or not value:
+        return False
+    if not all(isinstance(v, dict) for v in value):
+        return False
+    return not all(("role" in v and "content" in v) or ("from" in v and "value" in v) for v in value)
+
+
 def _normalise(value, path: Path, line: int | None = None) -> list[dict]:
     """Top-level JSON -> rows: a list of objects, one object, {"key": [rows]}, or a list of chat messages."""
     where = f" (line {line})" if line else ""
     if isinstance(value, dict):
-        lists = [v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)]
-        if line is None and len(value) == 1 and len(lists) == 1:
-            return list(lists[0])
+        (key, inner), = value.items() if len(value) == 1 else ((None, None),)
+        if line is None and _is_row_list(key, inner):
+            return list(inner)
         return [value]
     if isinstance(value, list):
         if value and all(isinstance(i, dict) and "role" in i and "content" in i for i in value):
@@ -154,7 +170,14 @@ def _load_file(path: Path, kind: str):
             ds = ds.map(lambda b: {"text": [t.strip("\n") for t in b["text"]]}, batched=True)
         return ds.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True)
     try:
-        return datasets.load_dataset(kind, data_files=str(path), split="train")
+        ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+        if kind == "json" and ds.num_rows == 1 and len(ds.column_names) == 1:
+            value = ds[0][ds.column_names[0]]
+            if _is_row_list(ds.column_names[0], value):
+                return _from_rows(value, path)  # {"data": [rows]}: the rows are inside one key
+        return ds
+    except DataError:
+        raise
     except Exception as exc:
         if kind == "json":
             return _from_rows(_json_rows(path), path)

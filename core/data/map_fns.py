@@ -357,7 +357,7 @@ def standard_map_fn(row: dict) -> dict:
 
 
 def _m(name, fn, required, summary, optional=()):
-    return MapFn(name, fn, tuple(required), summary, tuple(optional))
+    return MapFn(name, fn, tuple(required), summary, tuple(optional), pretrain=(name == "pretrain"))
 
 
 MAP_FNS: dict[str, MapFn] = {m.name: m for m in (

@@ -43,6 +43,7 @@ class MapFn:
     required: tuple[str, ...]
     summary: str
     optional: tuple[str, ...] = field(default=())
+    pretrain: bool = False  # plain text: no template, no EOS
 
     def __call__(self, row: dict) -> dict:
         return self.fn(row)

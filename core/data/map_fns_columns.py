@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.data.map_fns_base import MapFn, RowSkipped, as_list, text
 from core.errors import UserError
 
-ROLES = ("system", "input", "output", "history")
+ROLES = ("system", "input", "output", "history", "text")
 
 
 def parse_columns_arg(spec: str) -> dict:
@@ -51,11 +51,12 @@ def _history_turns(history, names: dict) -> list[dict]:
 
 
 def build_columns_map_fn(columns: dict) -> MapFn:
-    """A map function from ``{role: column}`` with roles system / input / output / history.
+    """A map function from ``{role: column}`` with roles system / input / output / history (or text).
 
     ``history`` holds earlier turns ([[q, a], ...] as LLaMA-Factory writes it, turn objects, or
     chat messages); when the row has no ``output`` column the history alone is the conversation,
-    and the input/output/system names are looked up inside each history object.
+    and the input/output/system names are looked up inside each history object. ``text`` alone
+    maps a column of plain text for pre-training (no template, no EOS).
 
     Before (columns={"input": "q", "output": "a", "history": "h"}):
             {"q": "And 3+3?", "a": "6", "h": [["2+2?", "4"]]}
@@ -67,6 +68,17 @@ def build_columns_map_fn(columns: dict) -> MapFn:
         raise UserError(f"unknown column role(s) {', '.join(unknown)}.",
                         "Roles are system, input, output and history, e.g. --columns input=q,output=a.",
                         field="data.columns")
+    if "text" in columns:
+        if len(columns) > 1:
+            raise UserError("the text role (plain pre-training text) cannot be combined with other roles.",
+                            "Use --columns text=COLUMN alone, or input/output/system/history.", field="data.columns")
+        column = columns["text"]
+
+        def text_map_fn(row: dict) -> dict:
+            return {"conversation": [{"input": "", "output": text(row.get(column)).strip(), "need_eos_token": False}]}
+
+        text_map_fn.__doc__ = build_columns_map_fn.__doc__
+        return MapFn("columns", text_map_fn, (column,), f"pre-training text from column {column}", pretrain=True)
     if "output" not in columns and "history" not in columns:
         raise UserError("the column mapping needs an output column (or a history column).",
                         "Example: --columns input=question,output=answer.", field="data.columns")

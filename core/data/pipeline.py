@@ -67,7 +67,7 @@ def make_spec(data, tokenizer, column_names, first_row=None, *, model_name_or_pa
     if stage in ("dpo", "orpo"):
         raise ConfigError(f"stage '{stage}' uses preference pairs.", "Use build_preference_data for DPO/ORPO data.")
     map_fn = resolve_map_fn(data, column_names, first_row, stage=stage)
-    if stage == "pretrain" or map_fn.name == "pretrain":
+    if stage == "pretrain" or map_fn.pretrain:
         template = ""
     else:
         template = resolve_template(data.template, model_name_or_path, tokenizer=tokenizer)
@@ -90,7 +90,7 @@ def row_conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
     conversation = result.get("conversation") or []
     if not conversation:
         raise RowSkipped("no conversation after mapping")
-    pretrain = spec.map_fn.name == "pretrain"
+    pretrain = spec.map_fn.pretrain
     for turn in conversation:
         if not text(turn.get("output")).strip():
             raise RowSkipped("empty text" if pretrain else "empty answer")

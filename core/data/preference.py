@@ -27,8 +27,8 @@ from core.errors import DataError
 
 def _answer(value) -> str:
     """The answer text of a chosen/rejected cell: a string, a message, or a message list (its last answer)."""
-    if isinstance(value, str):
-        return value
+    if not isinstance(value, (list, tuple, dict)):
+        return text(value)  # also numbers: datasets' Json columns decode "4" to 4
     if isinstance(value, dict):
         return text(value.get("content", value.get("value")))
     items = as_list(value)
@@ -39,8 +39,8 @@ def _answer(value) -> str:
 
 def _messages(value) -> list[dict]:
     """A prompt cell as chat messages (role/content), from text, OpenAI or ShareGPT messages."""
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
+    if not isinstance(value, (list, tuple, dict)):
+        return [{"role": "user", "content": text(value)}]
     items = [m for m in as_list(value) if isinstance(m, dict)]
     out = []
     for m in items:

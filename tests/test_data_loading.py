@@ -1,0 +1,83 @@
+"""Loading every accepted format, and one clear DataError for each bad file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.data.loading import load_rows, looks_like_hub_id, precheck
+from core.errors import DataError
+
+ROWS = [{"input": "q1", "output": "a1"}, {"input": "q2", "output": "a2"}]
+
+
+def test_formats(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(ROWS))
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "lines.json").write_text("".join(json.dumps(r) + "\n" for r in ROWS))  # JSON Lines named .json
+    (tmp_path / "a.csv").write_text("input,output\nq1,a1\nq2,a2\n")
+    (tmp_path / "one.json").write_text(json.dumps(ROWS[0]))
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": ROWS}))
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).to_parquet(str(tmp_path / "a.parquet"))
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS)}).save_to_disk(str(tmp_path / "saved_dict"))
+    for name in ("a.json", "a.jsonl", "lines.json", "a.csv", "a.parquet", "saved", "saved_dict", "wrapped.json"):
+        ds = load_rows(str(tmp_path / name))
+        assert ds.to_list() == ROWS, name
+    assert load_rows(str(tmp_path / "one.json")).to_list() == ROWS[:1]
+    with pytest.raises(DataError, match="no split 'test'. Fix: Splits present: train"):
+        load_rows(str(tmp_path / "saved_dict"), split="test")
+
+
+def test_jsonl_of_message_lists(tmp_path):
+    path = tmp_path / "chats.jsonl"
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    path.write_text(json.dumps(chat) + "\n" + json.dumps(chat) + "\n")
+    assert load_rows(str(path)).to_list() == [{"messages": chat}, {"messages": chat}]
+
+
+def test_txt_lines_and_paragraphs(tmp_path):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("first sample\nsecond sample\n")
+    assert load_rows(str(lines))["text"] == ["first sample", "second sample"]
+    paras = tmp_path / "paras.txt"
+    paras.write_text("para one\nstill one\n\n\npara two\n\n")
+    assert load_rows(str(paras))["text"] == ["para one\nstill one", "para two"]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.json", b"", "empty.json is empty"),
+    ("blank.jsonl", b"\n  \n", "blank.jsonl is empty"),
+    ("bad.jsonl", b'{"a": 1}\n{"a": 2\n', "bad.jsonl is not valid JSON: Expecting ',' delimiter at line 2, column 8"),
+    ("bad.json", b'[{"a": 1},\n {"a" 2}]', "bad.json is not valid JSON: Expecting ':' delimiter at line 2, column 7"),
+    ("gbk.jsonl", '{"a": "ok"}\n{"a": "中文"}\n'.encode("gbk"), "gbk.jsonl is not UTF-8 text: byte 0xd6 at line 2, column 8"),
+    ("data.xlsx", b"PK", "files ending in '.xlsx' are not a dataset format we read"),
+    ("scalars.json", b"[1, 2]", "holds list values where objects (rows) were expected"),
+])
+def test_bad_files(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        load_rows(str(path))
+    assert message in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_missing_and_hub_ids(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        precheck(str(tmp_path / "nope.json"))
+    assert looks_like_hub_id("tatsu-lab/alpaca") and not looks_like_hub_id("./data/x.jsonl")
+    assert precheck("tatsu-lab/alpaca") == (None, "hub")
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    with pytest.raises(DataError, match="not a dataset saved by `datasets`"):
+        load_rows(str(folder))
+
+
+def test_single_conversation_object_is_one_row(tmp_path):
+    conv = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    path = tmp_path / "conv.json"
+    path.write_text(json.dumps(conv))
+    assert load_rows(str(path)).to_list() == [conv]
