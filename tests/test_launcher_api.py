@@ -187,3 +187,19 @@ def _pgid(pid):
         return os.getpgid(pid)
     except OSError:
         return None
+
+
+def test_workers_in_their_own_session_are_ended_when_their_launcher_dies(tmp_path):
+    """Like torchrun (workers get new sessions) killed by -9: the supervisor still ends the orphans."""
+    run_dir = tmp_path / "orphans"
+    code = ("import os, signal, subprocess, sys, time; "
+            "w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True); "
+            "print('worker', w.pid, flush=True); time.sleep(1.5); os.kill(os.getpid(), signal.SIGKILL)")
+    popen = start_stand_in(run_dir, code)
+    assert wait_for(lambda: "worker" in (run_dir / "train.log").read_text())
+    worker = int((run_dir / "train.log").read_text().split("worker", 1)[1].split()[0])
+    assert _pgid(worker) != popen.pid  # not in the run's process group
+    popen.wait(timeout=20)
+    assert wait_for(lambda: not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE,
+                    10)
+    assert RunDir(run_dir).read_status()["state"] == "failed"

@@ -62,6 +62,8 @@ class RunHandle:
         pgid = status.get("pgid")
         if pgid and procs.group_processes(int(pgid)):
             return True
+        if procs.recorded_processes(status.get("procs")):
+            return True
         # The lock is held by the supervisor for the whole run: a live holder means a live run.
         return status.get("state") in ACTIVE_STATES and self.rd.is_locked()
 
@@ -100,7 +102,8 @@ class RunHandle:
         """End every process of the run at once (SIGKILL to the group and its descendants)."""
         status = self.rd.read_status()
         pgid = status.get("pgid") or (self.pid if self.pid else None)
-        killed = procs.kill_group(int(pgid) if pgid else None, root_pid=self.pid)
+        killed = procs.kill_group(int(pgid) if pgid else None, root_pid=self.pid,
+                                  also=procs.recorded_processes(status.get("procs")))
         if self._popen is not None:
             try:
                 self._popen.wait(timeout=10)

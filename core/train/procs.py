@@ -2,7 +2,10 @@
 
 A run lives in its own process group (the launcher starts it with ``start_new_session=True``), so
 "every process of the run" means every live process whose process-group id is the run's pgid, plus
-any descendant that moved to another group (torchrun may start workers that way).
+every descendant of its leader: torchrun starts each worker in a session of its own. The
+supervisor makes itself a "child subreaper", so a worker orphaned by a crashed torchrun is
+re-parented to it and stays findable; it also records the pids it has seen in status.json, for
+when the supervisor itself is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +15,45 @@ import signal
 import time
 
 import psutil
+
+
+def set_child_subreaper() -> bool:
+    """Linux: orphaned descendants are re-parented to this process instead of init. False elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def snapshot(root_pid: int) -> list[list]:
+    """[[pid, create_time], ...] of ``root_pid``'s live descendants (to find them again later)."""
+    try:
+        kids = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for proc in kids:
+        try:
+            out.append([proc.pid, round(proc.create_time(), 2)])
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def recorded_processes(records: list | None) -> list[psutil.Process]:
+    """Live processes among ``snapshot`` records (a reused pid with another start time is skipped)."""
+    out = []
+    for pid, created in records or []:
+        try:
+            proc = psutil.Process(int(pid))
+            if abs(proc.create_time() - float(created)) <= 1.0 and _alive(proc):
+                out.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError, TypeError):
+            continue
+    return out
 
 
 def _pgid(pid: int) -> int | None:
@@ -62,9 +104,14 @@ def process_matches(pid: int | None, create_time: float | None) -> bool:
 
 
 def kill_group(pgid: int | None, *, root_pid: int | None = None, sig: int = signal.SIGKILL,
-               timeout: float = 10.0) -> list[int]:
-    """Send ``sig`` to the whole group and its descendants; wait until they are gone. Returns the pids hit."""
+               timeout: float = 10.0, also: list[psutil.Process] | None = None) -> list[int]:
+    """Send ``sig`` to the whole group, its leader's descendants and ``also``; wait until they are gone.
+
+    Returns the pids signalled.
+    """
     procs = group_processes(pgid, root_pid=root_pid)
+    known = {p.pid for p in procs}
+    procs += [p for p in also or [] if p.pid not in known and p.pid != os.getpid()]
     if pgid and pgid != os.getpgrp():
         try:
             os.killpg(pgid, sig)

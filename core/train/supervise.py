@@ -48,11 +48,13 @@ class _Supervisor:
             os._exit(137)
 
     def kill_children(self) -> None:
-        procs.kill_group(os.getpgrp(), root_pid=os.getpid(), timeout=10)
+        procs.kill_group(os.getpgrp(), root_pid=os.getpid(), timeout=10,
+                         also=procs.recorded_processes(self.rd.read_status().get("procs")))
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self.on_signal)
+        procs.set_child_subreaper()  # workers orphaned by a dying torchrun come back to us
         self.rd.write_status(supervisor_pid=os.getpid(), pgid=os.getpgrp())
         try:
             self.child = subprocess.Popen(self.cmd)
@@ -62,14 +64,20 @@ class _Supervisor:
                                         "another launcher.", exit_code=127, kind="missing_program")
             return 127
         self.rd.write_status(child_pid=self.child.pid)
+        seen: list = []
         while True:
             try:
-                code = self.child.wait()
+                code = self.child.wait(timeout=1.0)
                 break
+            except subprocess.TimeoutExpired:
+                now = procs.snapshot(os.getpid())
+                if now and {p for p, _ in now} != {p for p, _ in seen}:
+                    seen = now  # every process of the run, so it can be ended even without us
+                    self.rd.write_status(procs=seen)
             except InterruptedError:
                 continue
         time.sleep(0.2)
-        leftovers = procs.group_processes(os.getpgrp(), exclude_self=True)
+        leftovers = procs.group_processes(os.getpgrp(), root_pid=os.getpid(), exclude_self=True)
         if leftovers:
             print(f"[supervisor] ending {len(leftovers)} process(es) left behind", flush=True)
             self.kill_children()
