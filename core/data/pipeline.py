@@ -186,12 +186,37 @@ def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
                      "(`python -m core check-dataset` shows each step).")
 
 
+_CODE_FILES = ("pipeline.py", "encode.py", "templates.py", "map_fns.py", "map_fns_base.py", "map_fns_agent.py",
+               "map_fns_columns.py")
+
+
+def spec_fingerprint(ds, spec: PipelineSpec) -> str:
+    """A cache key for the encoded dataset, cheaper than letting ``datasets`` pickle the tokenizer.
+
+    It covers the input rows, every setting of the spec, the tokenizer (its serialised vocabulary,
+    special tokens and chat template) and the source of the data modules, so editing any of them
+    makes a fresh cache entry.
+    """
+    from pathlib import Path
+
+    from datasets.fingerprint import Hasher
+
+    tok = spec.encoder.tokenizer
+    backend = getattr(tok, "backend_tokenizer", None)
+    here = Path(__file__).resolve().parent
+    parts = [getattr(ds, "_fingerprint", None), spec.map_fn.name, spec.map_fn.required, spec.map_fn.summary,
+             spec.map_fn.pretrain, spec.template, spec.max_length, spec.system, type(tok).__name__,
+             backend.to_str() if backend is not None else repr(tok), str(getattr(tok, "chat_template", "")),
+             tok.bos_token_id, tok.eos_token_id, [(here / f).read_bytes() for f in _CODE_FILES]]
+    return Hasher.hash(parts)
+
+
 def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
     """Run :func:`encode_rows` over a Dataset; returns (kept samples, stats)."""
     num_proc = max(1, min(int(num_proc or 1), ds.num_rows // 1000 or 1))
     encoded = ds.map(encode_rows, batched=True, batch_size=1000, with_indices=True, fn_kwargs={"spec": spec},
                      remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
-                     desc="Tokenising")
+                     new_fingerprint=spec_fingerprint(ds, spec), desc="Tokenising")
     stats = collect_stats(encoded, spec, ds.num_rows)
     if stats.kept == 0:
         raise nothing_left_error(stats, path)
