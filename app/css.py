@@ -37,4 +37,6 @@ CSS = """
 .ts-bad { color: #b00; } .ts-memory .ts-ok { background: none; border: none; padding: 0; }
 .ts-confirm { border: 2px solid #e0a000 !important; padding: 8px; }
 .ts-preview { max-height: 640px; overflow: auto; }
+.ts-samples { max-height: 360px; overflow: auto; }
+.ts-stats td, .ts-facts td { border-left: none !important; border-right: none !important; }
 """

@@ -98,11 +98,17 @@ def stats_html(stats: Any) -> str:
 def histogram_frame(stats: Any, bins: int = 20):
     """Token-length histogram as a DataFrame with columns ``tokens`` (bin label, ordered) and ``rows``.
 
-    Uses the engine's ``histogram`` when it gives ``(edges, counts)``/``{edges, counts}``, else bins
-    ``lengths`` itself.
+    Bins ``lengths`` into whole-token bins itself; only without lengths does it use the engine's
+    ``histogram`` (``{edges, counts}`` or ``(edges, counts)``).
     """
     import pandas as pd
 
+    lengths = list(_get(stats, "lengths") or [])
+    if lengths:
+        edges, counts = bin_lengths(lengths, bins)
+        labels = [f"{edges[i]}-{edges[i + 1] - 1}" if edges[i + 1] - edges[i] > 1 else str(edges[i])
+                  for i in range(len(counts))]
+        return pd.DataFrame({"tokens": labels, "rows": counts, "order": list(range(len(counts)))})
     hist = _get(stats, "histogram")
     if callable(hist):
         hist = hist(bins)

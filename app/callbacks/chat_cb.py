@@ -212,5 +212,12 @@ def clear(values: dict) -> dict:
     return {"chat/bot": [], "chat/bot_b": [], "chat/status": ""}
 
 
+def source_fields(values: dict) -> dict:
+    """Show only the boxes that the chosen source uses."""
+    source = values.get("chat/source") or "base"
+    return {"chat/base": Update(visible=source == "base"), "chat/run": Update(visible=source == "run"),
+            "chat/checkpoint": Update(visible=source == "run"), "chat/merged": Update(visible=source == "merged")}
+
+
 def toggle_ab(values: dict) -> dict:
     return {"chat/bot_b": Update(visible=bool(values.get("chat/ab")))}

@@ -244,6 +244,9 @@ def poll(values: dict, settings: AppSettings) -> dict:
         for plot, elem_id in PLOT_IDS.items():
             out[elem_id] = Update(value=frames[plot], y_title=y_title(plot, log_scale))
         out["train/samples"] = samples_html(samples)
-        out["train/points"] = str(len(frames["loss"]))
+        points = int((frames["loss"]["series"] == "loss").sum())
+        out["train/points"] = f'<span class="ts-muted" data-points="{points}">{points} loss points</span>'
+        if seen.rsplit("|", 1)[-1] != str(values.get(SEEN) or "").rsplit("|", 1)[-1]:
+            out.update(refresh_runs(values, settings, str(rd.path)))  # the state changed: relabel the list
         out[SEEN] = seen
     return out

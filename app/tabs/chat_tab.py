@@ -18,17 +18,16 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "chat/source", gr.Radio, choices=[("base model", "base"), ("run / checkpoint (adapter)", "run"),
                                                           ("merged folder", "merged")], value="base")
             with gr.Row(equal_height=True):
-                widget(ctx, "chat/base", gr.Textbox, value=ctx.values.get("model.name_or_path", ""), scale=3)
-                widget(ctx, "chat/run", gr.Dropdown, choices=[], value=None, scale=3)
-                widget(ctx, "chat/checkpoint", gr.Dropdown, choices=[], value=None, scale=1)
-            with gr.Row(equal_height=True):
-                widget(ctx, "chat/merged", gr.Textbox, scale=4)
+                widget(ctx, "chat/base", gr.Textbox, value=ctx.values.get("model.name_or_path", ""), scale=4)
+                widget(ctx, "chat/run", gr.Dropdown, choices=[], value=None, scale=3, visible=False)
+                widget(ctx, "chat/checkpoint", gr.Dropdown, choices=[], value=None, scale=1, visible=False)
+                widget(ctx, "chat/merged", gr.Textbox, scale=4, visible=False)
                 widget(ctx, "chat/load_btn", gr.Button, is_input=False, variant="primary", scale=1, min_width=110)
             widget(ctx, "chat/status", gr.HTML, is_input=False, value="")
             with gr.Row():
                 widget(ctx, "chat/bot", gr.Chatbot, height=420, buttons=["copy"])
                 widget(ctx, "chat/bot_b", gr.Chatbot, height=420, visible=False, buttons=["copy"])
-            widget(ctx, "chat/input", gr.Textbox, lines=2)
+            widget(ctx, "chat/input", gr.Textbox, lines=1, max_lines=6)
             with gr.Row():
                 widget(ctx, "chat/send_btn", gr.Button, is_input=False, variant="primary")
                 widget(ctx, "chat/stop_btn", gr.Button, is_input=False, variant="stop")
@@ -62,4 +61,9 @@ def wire(ctx: BuildContext, tab) -> None:
              queue=False)
     reg.wire(reg["chat/clear_btn"].click, chat_cb.clear, ["chat/bot", "chat/bot_b"], inputs=[chat_cb.STATE],
              status="chat/status")
+    for bot in ("chat/bot", "chat/bot_b"):  # the chat box's own trash button forgets the conversation too
+        reg.wire(reg[bot].clear, chat_cb.clear, ["chat/bot", "chat/bot_b"], inputs=[chat_cb.STATE],
+                 status="chat/status")
     reg.wire(reg["chat/ab"].change, chat_cb.toggle_ab, ["chat/bot_b"], inputs=["chat/ab"])
+    reg.wire(reg["chat/source"].change, chat_cb.source_fields, ["chat/base", "chat/run", "chat/checkpoint",
+                                                               "chat/merged"], inputs=["chat/source"])

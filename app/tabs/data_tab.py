@@ -28,7 +28,7 @@ def build(ctx: BuildContext) -> None:
     demo_value = ctx.values.get("data.path") if ctx.values.get("data.path") in [p for _, p in demos] else None
     with gr.Row():
         widget(ctx, "data/demo", gr.Dropdown, choices=demos, value=demo_value, scale=2)
-        widget(ctx, "data/upload", gr.File, type="filepath", height=90, scale=2,
+        widget(ctx, "data/upload", gr.File, type="filepath", height=120, scale=2,
                file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt", ".tsv"])
     with gr.Row():
         field(ctx, "data.path", scale=4)

@@ -62,10 +62,10 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "train/log", gr.Textbox, is_input=False, lines=14, max_lines=14, autoscroll=True,
                    interactive=False, value="")
         with gr.Column(scale=2):
-            widget(ctx, "train/samples", gr.HTML, is_input=False, value="")
+            widget(ctx, "train/samples", gr.HTML, is_input=False, value="", elem_classes=["ts-samples"])
 
 
-WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train/points", "train/seen",
+WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train/points", "train/seen", "train/runs",
          *train_cb.PLOT_IDS.values()]
 
 
