@@ -148,3 +148,13 @@ def test_batch_encoding_equals_one_by_one(tokenizer):
     together = encoder.encode_batch(convs)
     alone = [encoder.encode_batch([c])[0] for c in convs]
     assert [(a.input_ids, a.labels) for a in together] == [(b.input_ids, b.labels) for b in alone]
+
+
+def test_chat_template_errors_drop_the_row(tokenizer):
+    strict = copy.copy(tokenizer)
+    strict.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                            "{{ raise_exception('no system messages') }}{% endif %}{{ m['content'] }}{% endfor %}")
+    results = ChatTemplateEncoder(strict, 64).encode_batch([[{"system": "S", "input": "Q", "output": "A"}],
+                                                            [{"input": "Q", "output": "A"}]])
+    assert results[0].error.startswith("the chat template refused this conversation (no system messages")
+    assert results[1].error == "" and strict.decode(results[1].input_ids) == "QA"

@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--map-fn", default="auto", metavar="NAME",
                    help="how rows become conversations (see list-map-fns); default: guess from the columns")
     p.add_argument("--columns", default="", metavar="ROLE=COL,...",
-                   help="map columns by hand, e.g. input=question,output=answer (roles: system, input, output, history)")
+                   help="map columns by hand, e.g. input=question,output=answer "
+                        "(roles: system, input, output, history; or text alone)")
     p.add_argument("--template", default="auto", metavar="NAME",
                    help="prompt template (see list-templates); default: from the model family")
     p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, metavar="DIR",
@@ -179,7 +180,8 @@ def _check_preference(args, data, tokenizer, model) -> int:
         else:
             print(f"\n--- pair {i} ---")
             for key in ("prompt", "chosen", "rejected"):
-                print(f"{key}: {_short(json.dumps(row[key], ensure_ascii=False) if not isinstance(row[key], str) else row[key])}")
+                value = row[key] if isinstance(row[key], str) else json.dumps(row[key], ensure_ascii=False)
+                print(f"{key}: {_short(value)}")
     if not args.json:
         print(f"\nrows: {built.stats.rows}   pairs kept: {built.stats.kept}   dropped: {built.stats.dropped_total}"
               f"   template: {built.template}")

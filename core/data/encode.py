@@ -32,6 +32,7 @@ class Encoded:
     labels: list[int]
     full_length: int  # tokens before truncation
     supervised: int = -1  # supervised tokens after truncation (-1: count them)
+    error: str = ""  # set when this conversation could not be encoded (the row is dropped with it)
 
     def __post_init__(self):
         if self.supervised < 0:
@@ -171,8 +172,8 @@ def _truncate(input_ids: list[int], labels: list[int], max_length: int, supervis
 def conversation_to_messages(conversation: list[dict]) -> list[dict]:
     """XTuner turns -> chat messages (system, user, assistant) for a Jinja chat template.
 
-    >>> conversation_to_messages([{"system": "S", "input": "Q", "output": "A", "output_with_loss": False}])
-    [{'role': 'system', 'content': 'S'}, {'role': 'user', 'content': 'Q'}, {'role': 'assistant', 'content': 'A', 'loss': False}]
+    >>> conversation_to_messages([{"input": "Q", "output": "A", "output_with_loss": False}])
+    [{'role': 'user', 'content': 'Q'}, {'role': 'assistant', 'content': 'A', 'loss': False}]
     """
     messages = []
     for turn in conversation:
@@ -244,11 +245,20 @@ class ChatTemplateEncoder:
             cursor = end
         return full, spans
 
+    def _render_or_error(self, conversation) -> tuple[str, list] | str:
+        try:
+            return self.render(conversation)
+        except Exception as exc:  # Jinja templates raise on layouts they do not support
+            return f"the chat template refused this conversation ({str(exc).splitlines()[0][:120]})"
+
     def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
-        rendered = [self.render(c) for c in conversations]
-        if not rendered:
-            return []
-        all_ids, all_offsets = batch_ids_offsets(self.tokenizer, [r[0] for r in rendered])
+        attempts = [self._render_or_error(c) for c in conversations]
+        rendered = [r for r in attempts if not isinstance(r, str)]
+        all_ids, all_offsets = batch_ids_offsets(self.tokenizer, [r[0] for r in rendered]) if rendered else ([], [])
+        encoded = iter(self._label(rendered, all_ids, all_offsets))
+        return [Encoded([], [], 0, 0, error=a) if isinstance(a, str) else next(encoded) for a in attempts]
+
+    def _label(self, rendered, all_ids, all_offsets) -> list[Encoded]:
         results = []
         for (text, spans), ids, offsets in zip(rendered, all_ids, all_offsets):
             labels = [IGNORE_INDEX] * len(ids)

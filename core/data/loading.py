@@ -133,7 +133,8 @@ def _normalise(value, path: Path, line: int | None = None) -> list[dict]:
 
 def _json_error(path: Path, line: int, column: int, msg: str) -> DataError:
     return DataError(f"{path} is not valid JSON: {msg} at line {line}, column {column}.",
-                     "Fix that spot (a missing comma, quote or bracket is usual), or validate with `python -m json.tool`.")
+                     "Fix that spot (a missing comma, quote or bracket is usual); `python -m json.tool FILE` "
+                     "checks a file.")
 
 
 def _from_rows(rows: list[dict], path: Path):
@@ -211,7 +212,8 @@ def _load_hub(name: str, split: str):
         return datasets.load_dataset(name, split=split)
     except Exception as exc:
         raise DataError(f"could not load the hub dataset '{name}' ({type(exc).__name__}: {str(exc)[:200]}).",
-                        "Check the id and your internet connection, or download the data and give a local file.") from None
+                        "Check the id and your internet connection, or download the data and give a local file."
+                        ) from None
 
 
 def precheck(path: str) -> tuple[Path | None, str]:

@@ -72,7 +72,8 @@ def colors_map_fn(row: dict) -> dict:
     """Colorist: the text after the first ':' of ``description`` -> input, ``color`` -> output, system = colorist.
 
     Before: {"description": "Sky: a calm light blue.", "color": "#87ceeb"}
-    After:  {"conversation": [{"system": SYSTEM_TEMPLATES["colorist"], "input": "a calm light blue.", "output": "#87ceeb"}]}
+    After:  {"conversation": [{"system": SYSTEM_TEMPLATES["colorist"], "input": "a calm light blue.",
+                               "output": "#87ceeb"}]}
     """
     desc = ":".join(text(row["description"]).split(":")[1:]).strip()
     return _one(SYSTEM_TEMPLATES["colorist"], desc, row["color"])
@@ -155,7 +156,8 @@ def tiny_codes_map_fn(row: dict) -> dict:
     """Tiny codes: ``prompt`` / ``response``, system = coder.
 
     Before: {"prompt": "Print hi in Python", "response": "print('hi')"}
-    After:  {"conversation": [{"system": SYSTEM_TEMPLATES["coder"], "input": "Print hi in Python", "output": "print('hi')"}]}
+    After:  {"conversation": [{"system": SYSTEM_TEMPLATES["coder"], "input": "Print hi in Python",
+                               "output": "print('hi')"}]}
     """
     return _one(SYSTEM_TEMPLATES["coder"], row["prompt"], row["response"])
 
@@ -240,7 +242,8 @@ def sharegpt_map_fn(row: dict) -> dict:
     (and function_call) the answers, system attaches to the next answer. Consecutive user messages
     are joined with a newline; leading answers are skipped; a trailing question is dropped.
 
-    Before: {"system": "Be kind.", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}
+    Before: {"system": "Be kind.",
+             "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}
     After:  {"conversation": [{"system": "Be kind.", "input": "Hi", "output": "Hello!"}]}
     """
     messages = _parse_messages(row["conversations"], "conversations")
@@ -297,7 +300,8 @@ def llava_map_fn(row: dict) -> dict:
     ``<image>`` in a question moves to its front as ``"<image>\\n" + text``; consecutive questions
     are joined; leading gpt messages are skipped.
 
-    Before: {"conversations": [{"from": "human", "value": "What is this?\\n<image>"}, {"from": "gpt", "value": "A cat."}]}
+    Before: {"conversations": [{"from": "human", "value": "What is this?\\n<image>"},
+                               {"from": "gpt", "value": "A cat."}]}
     After:  {"conversation": [{"input": "<image>\\nWhat is this?", "output": "A cat."}]}
     """
     data = _human_gpt_pairs(row, "conversations")

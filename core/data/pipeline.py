@@ -121,6 +121,9 @@ def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
            "row": list(indices)}
     for j, enc in zip(good, spec.encoder.encode_batch(conversations)):
         supervised = enc.supervised
+        if enc.error:
+            reasons[j] = enc.error
+            continue
         if supervised == 0:
             reasons[j] = ("no supervised token left after truncation to max_length" if enc.truncated
                           else "no supervised token (every answer has loss turned off)")

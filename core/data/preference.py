@@ -37,6 +37,9 @@ def _answer(value) -> str:
     raise RowSkipped("chosen/rejected is neither text nor messages")
 
 
+_ROLE_NAMES = {"human": "user", "gpt": "assistant", "observation": "user", "function_call": "assistant"}
+
+
 def _messages(value) -> list[dict]:
     """A prompt cell as chat messages (role/content), from text, OpenAI or ShareGPT messages."""
     if not isinstance(value, (list, tuple, dict)):
@@ -45,7 +48,7 @@ def _messages(value) -> list[dict]:
     out = []
     for m in items:
         role = text(m.get("role", m.get("from"))).lower()
-        role = {"human": "user", "gpt": "assistant", "observation": "user", "function_call": "assistant"}.get(role, role)
+        role = _ROLE_NAMES.get(role, role)
         out.append({"role": role, "content": text(m.get("content", m.get("value")))})
     return out
 
@@ -65,7 +68,8 @@ def to_pair(row: dict) -> tuple[list[dict], str, str]:
             history = []
             for pair in as_list(row.get("history")):
                 if isinstance(pair, (list, tuple)) and len(pair) == 2:
-                    history += [{"role": "user", "content": text(pair[0])}, {"role": "assistant", "content": text(pair[1])}]
+                    history += [{"role": "user", "content": text(pair[0])},
+                                {"role": "assistant", "content": text(pair[1])}]
             return history + [{"role": "user", "content": prompt}], text(row["output"][0]), text(row["output"][1])
         raise RowSkipped("no chosen/rejected pair in the row")
     chosen, rejected = row["chosen"], row["rejected"]
@@ -143,7 +147,8 @@ def _encode_pairs(ds, template, tokenizer, system, path, num_proc):
                    fn_kwargs={"template": template, "tokenizer": tokenizer, "system": system, "bos_text": bos_text},
                    num_proc=num_proc if num_proc > 1 and ds.num_rows >= 2000 else None, desc="Preference pairs")
     stats = DatasetStats(rows=ds.num_rows, template=template, map_fn="preference")
-    for i, reason in enumerate(pairs.with_format("arrow", columns=["drop_reason"])[:].column("drop_reason").to_pylist()):
+    reasons = pairs.with_format("arrow", columns=["drop_reason"])[:].column("drop_reason").to_pylist()
+    for i, reason in enumerate(reasons):
         if reason:
             stats.add_drop(reason, i)
         else:

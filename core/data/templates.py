@@ -124,7 +124,8 @@ SYSTEM_TEMPLATES: dict[str, str] = {
         "- Image edition: disabled.\n"
         "- Text-to-speech: disabled.\n"
     ),
-    "alpaca": "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n",
+    "alpaca": ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+               "request.\n"),
     "arxiv_gentile": ("If you are an expert in writing papers, please generate a good paper title for this paper "
                       "based on other authors' descriptions of their abstracts.\n"),
     "colorist": ("You are a professional color designer. Please provide the corresponding colors based on the "
@@ -346,7 +347,8 @@ def messages_to_turns(messages: list[dict]) -> tuple[list[dict], str, str]:
     return turns, system, pending
 
 
-def build_chat_prompt(template_name: str, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> str:
+def build_chat_prompt(template_name: str, tokenizer, messages: list[dict], *,
+                      add_generation_prompt: bool = True) -> str:
     """Text of a chat so far, ready for ``tokenizer(text, add_special_tokens=False)``.
 
     XTuner templates follow XTuner's chat semantics and reproduce the training layout exactly:
