@@ -56,6 +56,7 @@ class RunMetricsCallback(TrainerCallback):
         self.last = (time.time(), 0, 0)  # time, step, tokens at the previous line
         self.peak_rss = 0.0
         self.last_status = 0.0
+        self.clock_pending = True
 
     def _mem(self) -> tuple[float, str]:
         value, kind = peak_memory_mb()
@@ -65,14 +66,23 @@ class RunMetricsCallback(TrainerCallback):
         return round(value, 1), kind
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.t0 = time.time()
-        self.start_step = state.global_step
-        self.last = (self.t0, state.global_step, state.num_input_tokens_seen or 0)
+        self._restart_clock(state)
+        self.clock_pending = True
         if self.ctx.is_main:
             self.rd.write_status(state="running", message="Training.", step=state.global_step,
                                  total_steps=state.max_steps, world_size=self.ctx.world_size)
             print(f"[tunesmith] training {state.max_steps} steps (from step {state.global_step}) "
                   f"on {self.ctx.world_size} process(es)", flush=True)
+
+    def _restart_clock(self, state) -> None:
+        self.t0 = time.time()
+        self.start_step = state.global_step
+        self.last = (self.t0, state.global_step, state.num_input_tokens_seen or 0)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.clock_pending:  # speed and ETA exclude start-up work such as the "before" samples
+            self.clock_pending = False
+            self._restart_clock(state)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.ctx.is_main and time.time() - self.last_status > 1.0:

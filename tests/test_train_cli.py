@@ -1,0 +1,119 @@
+"""`python -m core train | demo | status | stop`: XTuner's flags and env vars, printed commands, errors,
+and a foreground run that Ctrl-C stops gracefully."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from core.cli import main
+from core.paths import REPO_ROOT
+from core.train.rundir import RunDir
+from core.train.toy import sft_rows, toy_config, write_json
+
+
+@pytest.fixture
+def config_yaml(tmp_path, tiny_model_dir):
+    data = write_json(sft_rows(24), tmp_path / "toy.json")
+    path = tmp_path / "tiny.yaml"
+    toy_config(tiny_model_dir, data).save(path)
+    return path
+
+
+def printed_command(capsys, *args) -> list[str]:
+    assert main(["train", *args, "--print-command"]) == 0
+    return capsys.readouterr().out.strip().split()
+
+
+def test_print_command_follows_flags_and_xtuner_env_vars(capsys, monkeypatch, config_yaml, tmp_path):
+    work = tmp_path / "w"
+    cmd = printed_command(capsys, str(config_yaml), "--work-dir", str(work))
+    assert cmd[1:] == ["-m", "core.train.entry", str(work)]
+    monkeypatch.setenv("NPROC_PER_NODE", "2")
+    monkeypatch.setenv("NNODES", "2")
+    monkeypatch.setenv("NODE_RANK", "1")
+    monkeypatch.setenv("ADDR", "10.1.2.3")
+    monkeypatch.setenv("PORT", "29999")
+    cmd = printed_command(capsys, str(config_yaml), "--work-dir", str(work))
+    for arg in ("--nproc_per_node=2", "--nnodes=2", "--node_rank=1", "--master_addr=10.1.2.3", "--master_port=29999"):
+        assert arg in cmd, cmd
+    cmd = printed_command(capsys, str(config_yaml), "--work-dir", str(work), "--nproc-per-node", "3",
+                          "--master-port", "30001")
+    assert "--nproc_per_node=3" in cmd and "--master_port=30001" in cmd  # flags win over env vars
+    monkeypatch.delenv("NPROC_PER_NODE")
+    monkeypatch.delenv("NNODES")
+    monkeypatch.delenv("NODE_RANK")
+    cmd = printed_command(capsys, str(config_yaml), "--work-dir", str(work), "--launcher", "slurm",
+                          "--nnodes", "2")
+    assert cmd[:2] == ["srun", "--nodes=2"] and cmd[-2:] == ["--launcher", "slurm"]
+    cmd = printed_command(capsys, str(config_yaml), "--work-dir", str(work), "--deepspeed", "deepspeed_zero2")
+    assert "--nproc_per_node=1" in cmd  # DeepSpeed goes through torchrun
+
+
+def test_overrides_seed_and_resume_reach_the_config(config_yaml):
+    import argparse
+
+    from core.cli.train_cmds import config_from_args
+
+    args = argparse.Namespace(config=str(config_yaml), overrides=["training.learning_rate=1e-4"], seed=7,
+                              resume="latest", work_dir="/tmp/x", deepspeed="zero3", launcher="pytorch",
+                              nproc_per_node=None, nnodes=None, node_rank=None, master_addr=None, master_port=None)
+    cfg = config_from_args(args)
+    assert cfg.training.learning_rate == 1e-4 and cfg.training.seed == 7
+    assert cfg.training.resume_from == "latest" and cfg.output.run_dir == "/tmp/x"
+    assert cfg.distributed.deepspeed == "zero3" and cfg.distributed.launcher == "torchrun"
+
+
+def _cli(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_bad_config_is_one_error_line_with_exit_code_2(tmp_path, config_yaml):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training:\n  batch_size: 0\n")
+    out = _cli("train", str(bad), "--work-dir", str(tmp_path / "w"))
+    assert out.returncode == 2
+    assert out.stderr.startswith("error:") and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    out = _cli("train", str(config_yaml), "--resume", "--work-dir", str(tmp_path / "nothing"))
+    assert out.returncode == 2 and "no complete checkpoint" in out.stderr
+
+
+def test_status_and_stop_verbs_on_a_run_folder(tmp_path, capsys):
+    rd = RunDir(tmp_path / "r")
+    rd.write_status(state="failed", message="Out of memory.", error="Out of memory.", advice="Use QLoRA.",
+                    log=["RuntimeError: CUDA out of memory"], step=3, total_steps=10)
+    assert main(["status", str(rd.path)]) == 0
+    out = capsys.readouterr().out
+    assert "state:   failed" in out and "advice:  Use QLoRA." in out and "CUDA out of memory" in out
+    assert main(["stop", str(rd.path)]) == 0
+    assert capsys.readouterr().out.strip() == "not running"
+
+
+@pytest.mark.slow
+def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, config_yaml):
+    work = tmp_path / "fg"
+    env = {**os.environ, "TUNESMITH_FAULT": "sleep_per_step:0.5", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "train", str(config_yaml), "--work-dir", str(work),
+                             "--set", "training.max_steps=30", "training.save_steps=0"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(line.startswith("step 2/30") for line in lines):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: graceful stop
+    assert proc.wait(timeout=180) == 0
+    reader.join(5)
+    text = "".join(lines)
+    assert f"run folder: {work}" in text and "step 1/30  loss" in text
+    assert "stopping: saving a checkpoint" in text and "[stopped]" in text, text
+    status = RunDir(work).read_status()
+    assert status["state"] == "stopped" and RunDir(work).latest_checkpoint().name == f"checkpoint-{status['step']}"
