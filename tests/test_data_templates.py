@@ -81,7 +81,8 @@ def test_unknown_template_names_close_match():
     ("openbmb/MiniCPM-2B-sft-bf16", "minicpm"), ("openbmb/MiniCPM3-4B", "minicpm3"),
     ("CohereForAI/c4ai-command-r-v01", "cohere_chat"), ("HuggingFaceTB/SmolLM2-135M-Instruct", "chat_template"),
     ("embedded:SmolLM2-135M-Instruct", "chat_template"), ("lmsys/vicuna-7b-v1.5", "vicuna"),
-    ("some/unknown-model", "default"),
+    ("some/unknown-model", "default"), ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "chat_template"),
+    ("Qwen/Qwen2.5-7B-Instruct", "qwen_chat"), ("meta-llama/Llama-3.2-1B-Instruct", "llama3_chat"),
 ])
 def test_family_table(model, expected):
     assert T.template_for_model(model) == expected
@@ -100,6 +101,9 @@ def test_resolve_template(tokenizer):
     assert T.resolve_template("auto", "embedded:SmolLM2-135M-Instruct", tokenizer=tokenizer) == "chat_template"
     assert T.resolve_template("", "Qwen/Qwen2-7B") == "qwen_chat"
     assert T.resolve_template("gemma", "whatever") == "gemma"
+    # unknown family + a tokenizer with a chat template -> the tokenizer's own; a known family keeps its template
+    assert T.resolve_template("auto", "acme/brand-new-model", tokenizer=tokenizer) == "chat_template"
+    assert T.resolve_template("auto", "01-ai/Yi-6B", tokenizer=tokenizer) == "default"
 
     class NoChat:
         chat_template = None

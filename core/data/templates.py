@@ -143,6 +143,7 @@ TEMPLATE_NAMES: tuple[str, ...] = tuple(PROMPT_TEMPLATES) + (CHAT_TEMPLATE,)
 # Model family -> template. First match wins, so specific names come before general ones. Families
 # XTuner has no template for use the tokenizer's own chat template.
 FAMILY_TEMPLATES: tuple[tuple[str, str], ...] = (
+    (r"deepseek-r1|r1-distill", CHAT_TEMPLATE),  # before qwen / llama: the distills use DeepSeek's chat format
     (r"internlm3", CHAT_TEMPLATE),
     (r"internlm2|internlm-?2", "internlm2_chat"),  # also internlm2.5 / internlm2_5
     (r"internlm", "internlm_chat"),
@@ -232,14 +233,27 @@ def template_for_model(model_name_or_path: str) -> str:
     >>> template_for_model("embedded:SmolLM2-135M-Instruct")
     'chat_template'
     """
+    known = family_template(model_name_or_path)
+    if known:
+        return known
+    _, has_chat = _local_model_hints(model_name_or_path or "")
+    return CHAT_TEMPLATE if has_chat else "default"
+
+
+def family_template(model_name_or_path: str) -> str | None:
+    """The family table's template for a model name (or a local folder's model_type); None if unknown.
+
+    >>> family_template("google/gemma-2b-it"), family_template("acme/brand-new-model")
+    ('gemma', None)
+    """
     name = (model_name_or_path or "").strip().lower()
     for pattern, template in FAMILY_TEMPLATES:
         if re.search(pattern, name):
             return template
-    model_type, has_chat = _local_model_hints(model_name_or_path or "")
+    model_type, _ = _local_model_hints(model_name_or_path or "")
     if model_type in _MODEL_TYPE_HINTS:
-        return template_for_model(_MODEL_TYPE_HINTS[model_type])
-    return CHAT_TEMPLATE if has_chat else "default"
+        return family_template(_MODEL_TYPE_HINTS[model_type])
+    return None
 
 
 def has_chat_template(tokenizer) -> bool:
@@ -249,7 +263,8 @@ def has_chat_template(tokenizer) -> bool:
 def resolve_template(name: str, model_name_or_path: str = "", *, tokenizer=None) -> str:
     """Turn ``auto`` into the family's template and check any other name.
 
-    With a tokenizer, ``chat_template`` is only chosen automatically when the tokenizer has one.
+    With a tokenizer, ``chat_template`` is only chosen automatically when the tokenizer has one, and
+    it is chosen for model families the table does not know whenever the tokenizer has one.
 
     >>> resolve_template("auto", "Qwen/Qwen2-7B-Instruct")
     'qwen_chat'
@@ -258,8 +273,11 @@ def resolve_template(name: str, model_name_or_path: str = "", *, tokenizer=None)
     """
     if not name or name == AUTO:
         chosen = template_for_model(model_name_or_path)
-        if chosen == CHAT_TEMPLATE and tokenizer is not None and not has_chat_template(tokenizer):
-            return "default"
+        if tokenizer is not None:
+            if chosen == CHAT_TEMPLATE and not has_chat_template(tokenizer):
+                return "default"
+            if family_template(model_name_or_path) is None and has_chat_template(tokenizer):
+                return CHAT_TEMPLATE  # a family XTuner has no template for: the tokenizer's own
         return chosen
     if name == CHAT_TEMPLATE:
         if tokenizer is not None and not has_chat_template(tokenizer):
