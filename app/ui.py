@@ -12,7 +12,7 @@ import gradio as gr
 
 from app.callbacks import data_cb, train_cb
 from app.callbacks.config_cb import default_config_path
-from app.form import gui_default_config, values_from_config
+from app.form import form_ids, gui_default_config, values_from_config
 from app.registry import Registry
 from app.settings import AppSettings
 from app.tabs import chat_tab, data_tab, export_tab, method_tab, model_tab, top, train_tab
@@ -48,9 +48,10 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         export_tab.wire(ctx, tabs["tab/export"])
         chat_tab.wire(ctx, tabs["tab/chat"])
         # On every page load (a reload or a new browser): re-attach to a live run, fill lists.
-        reg.wire(demo.load, partial(train_cb.on_load, settings=settings), ["train/current", "train/runs",
-                                                                            "train/seen"],
-                 inputs=["train/current", "top/lang"], status="train/status")
+        form = [i for i in form_ids() if i in reg]
+        reg.wire(demo.load, partial(train_cb.on_load, settings=settings),
+                 ["train/current", "train/runs", "train/seen", *form], inputs=["train/current", "top/lang"],
+                 status="train/status")
         reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings),
                  ["data/suggest", "data.map_fn", "data/columns", *data_cb.COLUMN_IDS.values()],
                  inputs=["data.path", "data.split", "data.map_fn", "top/lang"], status="data/status")

@@ -133,7 +133,8 @@ def test_poll_fills_progress_plots_log_and_samples(settings):
     out = train_cb.poll(values, settings)
     assert 'data-frac="0.5000"' in out["train/progress"] and "step 5 / 10" in out["train/progress"]
     assert out["train/plot_loss"]["value"]["value"].round(3).tolist() == [2.8, 2.6, 2.4, 2.2, 2.0]
-    assert out["train/points"] == "5"
+    assert 'data-points="5"' in out["train/points"]
+    assert out["train/runs"]["value"] == str(rd.path)  # the list is relabelled when the state changes
     assert "I am a bot." in out["train/samples"] and out["train/log"].endswith("step 5")
     assert out["train/failure"] == ""
     again = train_cb.poll({**values, "train/seen": out["train/seen"]}, settings)
@@ -153,6 +154,8 @@ def test_reload_reattaches_to_a_live_run(settings):
     rd = _fake_run(settings)
     out = train_cb.on_load({"train/current": "", "top/lang": "en"}, settings)
     assert out["train/current"] == str(rd.path) and out["train/runs"]["value"] == str(rd.path)
+    assert out["model.name_or_path"] == gui_default_config().model.name_or_path  # the run's form is shown
+    assert out["output.run_dir"] == ""
     # a finished run is listed but not re-attached automatically
     rd.write_status(state="finished")
     out = train_cb.on_load({"train/current": "", "top/lang": "en"}, settings)

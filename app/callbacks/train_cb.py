@@ -205,7 +205,8 @@ def open_run(values: dict, settings: AppSettings) -> dict:
 
 
 def on_load(values: dict, settings: AppSettings) -> dict:
-    """Page (re)load: re-attach to a run that is still going (or waiting), whatever the browser was."""
+    """Page (re)load: re-attach to a run that is still going (or waiting), whatever the browser was,
+    and show that run's config in the form (the page forgot what was typed before the reload)."""
     from core.train.launcher import list_runs
 
     runs = list_runs(settings.runs_root)
@@ -215,7 +216,21 @@ def on_load(values: dict, settings: AppSettings) -> dict:
         out[CURRENT] = live[0]["run_dir"]
         out["train/runs"]["value"] = live[0]["run_dir"]
         out[SEEN] = ""
+        try:
+            out.update(form_of_run(live[0]["run_dir"]))
+        except UserError:
+            pass  # a config that no longer loads: still watch the run
     return out
+
+
+def form_of_run(run_dir: str) -> dict:
+    """Form values from a run's config.yaml (output.run_dir cleared: a new Start makes a new folder)."""
+    from app.form import values_from_config
+
+    cfg = RunConfig.load(Path(run_dir) / "config.yaml")
+    cfg.output.run_dir = ""
+    cfg.training.resume_from = ""
+    return values_from_config(cfg)
 
 
 def poll(values: dict, settings: AppSettings) -> dict:
