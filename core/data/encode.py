@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.data.segments import SegmentTokenizer, batch_token_ids  # noqa: F401  (batch_token_ids re-exported)
 from core.data.templates import CHAT_TEMPLATE, bos_eos_ids, get_template, has_chat_template
 from core.errors import UserError
 
@@ -41,19 +42,6 @@ class Encoded:
     @property
     def truncated(self) -> bool:
         return self.full_length > len(self.input_ids)
-
-
-def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    """``tokenizer(texts, add_special_tokens=False)["input_ids"]``, straight from the Rust tokenizer.
-
-    The backend's ``encode_batch_fast`` skips offsets and Python-side conversion; it is only used
-    when no truncation or padding is configured on the backend, so the ids are the same.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None and backend.padding is None:
-        encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
-        return [e.ids for e in encode(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 def batch_ids_offsets(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
@@ -98,6 +86,7 @@ class XTunerEncoder:
         self.template = get_template(template_name) if template_name else None
         self.max_length = int(max_length)
         self.bos, self.eos = bos_eos_ids(tokenizer)
+        self.segments = SegmentTokenizer(tokenizer)
         if self.template is not None:
             self._instruction = _filler(self.template.instruction, "input")
             self._system = _filler(self.template.system, "system") if self.template.system else None
@@ -132,18 +121,12 @@ class XTunerEncoder:
 
     def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
         plans = [self.pieces(c) for c in conversations]
-        unique = {}
-        for plan in plans:
-            for piece, _ in plan:
-                if isinstance(piece, str) and piece and piece not in unique:
-                    unique[piece] = len(unique)
-        texts = list(unique)
-        ids = batch_token_ids(self.tokenizer, texts) if texts else []
+        ids = self.segments.ids_for([piece for plan in plans for piece, _ in plan if isinstance(piece, str)])
         results, limit = [], self.max_length
         for plan in plans:
             input_ids, labels, supervised_count = [], [], 0
             for piece, supervised in plan:
-                toks = piece if isinstance(piece, list) else (ids[unique[piece]] if piece else [])
+                toks = piece if isinstance(piece, list) else (ids[piece] if piece else [])
                 if supervised:
                     # count only what survives truncation
                     supervised_count += max(0, min(len(toks), limit - len(input_ids)))

@@ -189,8 +189,8 @@ def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
                      "(`python -m core check-dataset` shows each step).")
 
 
-_CODE_FILES = ("pipeline.py", "encode.py", "templates.py", "map_fns.py", "map_fns_base.py", "map_fns_agent.py",
-               "map_fns_columns.py")
+_CODE_FILES = ("pipeline.py", "encode.py", "segments.py", "templates.py", "map_fns.py", "map_fns_base.py",
+               "map_fns_agent.py", "map_fns_columns.py")
 
 
 def spec_fingerprint(ds, spec: PipelineSpec) -> str:
