@@ -16,7 +16,8 @@ from core.export import extras
 from core.export.progress import Progress, ProgressFn
 from core.export.source import CheckpointInfo, inspect_checkpoint
 from core.export.staging import check_free_space, check_output_dir, staged_output
-from core.export.weights import adapter_tensors, cast_floats, load_full_model, safetensors_shapes, torch_dtype
+from core.export.weights import (adapter_tensors, cast_floats, load_full_model, numel, safetensors_shapes,
+                                 save_model_folder, torch_dtype)
 
 
 def parse_shard_size(text: str) -> int:
@@ -34,10 +35,6 @@ def parse_shard_size(text: str) -> int:
     if not isinstance(size, int) or size <= 0:
         raise UserError(f"max shard size '{text}' is not a size.", "Write it like 2GB, 500MB or 1GiB.")
     return size
-
-
-def _base_reference(info: CheckpointInfo) -> str:
-    return info.base_model
 
 
 def _base_local_path(base_ref: str) -> str | None:
@@ -75,7 +72,7 @@ def convert_to_hf(src: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
     report(0.02, "reading the checkpoint")
     info = inspect_checkpoint(src)
     out = check_output_dir(out_dir, overwrite=overwrite, inputs=(info.path,), protect=(info.run_dir,))
-    base_ref = _base_reference(info)
+    base_ref = info.base_model
     template_name = _template_name(info, template, base_ref)
     needs_base = info.kind == "adapter" and bool(info.deepspeed_tag)
     base_path = _base_local_path(base_ref) if needs_base or not extras.has_tokenizer(info.path) else None
@@ -92,7 +89,7 @@ def convert_to_hf(src: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
     else:
         shapes = safetensors_shapes(info.path)
         if shapes:
-            check_free_space(out, sum(_numel(s) for s in shapes.values()) * dt.itemsize)
+            check_free_space(out, sum(numel(s) for s in shapes.values()) * dt.itemsize)
         report(0.1, "loading the model" + (" from DeepSpeed shards" if info.deepspeed_tag else ""))
         model = load_full_model(info, dt)
     report(0.5, "loading the tokenizer")
@@ -105,7 +102,7 @@ def convert_to_hf(src: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
             _save_adapter(info, tensors, tmp, safe)
             gen_sources, model_config = [base_path], _maybe_config(base_path)
         else:
-            _save_full(model, tmp, shard_bytes, safe)
+            save_model_folder(model, tmp, shard_bytes, safe)
             gen_sources, model_config = [info.path], model.config
         report(0.9, "writing tokenizer, generation config, template and README")
         extras.write_companions(tmp, info=info, tokenizer=tokenizer, template_name=template_name,
@@ -114,13 +111,6 @@ def convert_to_hf(src: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
                             source=str(info.path))
     report.done(f"wrote {out}")
     return out
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _tokenizer_ref(base_ref: str) -> str | None:
@@ -157,13 +147,3 @@ def _save_adapter(info: CheckpointInfo, tensors: dict, folder: Path, safe: bool)
         save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
     else:
         torch.save(tensors, folder / "adapter_model.bin")
-
-
-def _save_full(model, folder: Path, shard_bytes: int, safe: bool) -> None:
-    if safe:
-        model.save_pretrained(str(folder), max_shard_size=shard_bytes)
-        return
-    from huggingface_hub import save_torch_state_dict
-
-    model.config.save_pretrained(str(folder))
-    save_torch_state_dict(model.state_dict(), str(folder), max_shard_size=shard_bytes, safe_serialization=False)

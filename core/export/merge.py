@@ -13,11 +13,11 @@ from pathlib import Path
 from core.errors import UserError
 from core.export import extras
 from core.export.compat import check_adapter_fits_base
-from core.export.convert import _maybe_config, parse_shard_size
+from core.export.convert import parse_shard_size
 from core.export.progress import Progress, ProgressFn
 from core.export.source import CheckpointInfo, inspect_checkpoint, read_adapter_config
 from core.export.staging import check_free_space, check_output_dir, staged_output
-from core.export.weights import adapter_tensors, safetensors_shapes, torch_dtype
+from core.export.weights import adapter_tensors, numel, safetensors_shapes, save_model_folder, torch_dtype
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -84,7 +84,7 @@ def merge_adapter(base: str, adapter: str | os.PathLike, out_dir: str | os.PathL
             report.warn(message)
     shapes = safetensors_shapes(Path(base_path)) if Path(base_path).is_dir() else {}
     if shapes:
-        check_free_space(out, sum(_numel(s) for s in shapes.values()) * dt.itemsize)
+        check_free_space(out, sum(numel(s) for s in shapes.values()) * dt.itemsize)
 
     report(0.1, f"loading the base model {base} ({dtype}, {device})")
     model = _load_base(base_path, dt, device_map)
@@ -97,7 +97,7 @@ def merge_adapter(base: str, adapter: str | os.PathLike, out_dir: str | os.PathL
 
     report(0.65, f"writing {out}")
     with staged_output(out) as tmp:
-        _save(model, tmp, shard_bytes, safe)
+        save_model_folder(model, tmp, shard_bytes, safe)
         report(0.9, "writing tokenizer, generation config, template and README")
         extras.write_companions(tmp, info=info, tokenizer=tokenizer, template_name=template_name,
                                 gen_sources=[base_path], model_config=model.config, progress=report)
@@ -105,13 +105,6 @@ def merge_adapter(base: str, adapter: str | os.PathLike, out_dir: str | os.PathL
                             template=template_name, dtype=dtype, source=str(info.path))
     report.done(f"wrote {out}")
     return out
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _template_name(info: CheckpointInfo, override: str | None, base: str) -> str:
@@ -156,11 +149,3 @@ def _apply_adapter(model, info: CheckpointInfo, base_path: str):
         raise UserError(f"adapter {info.path} does not fit base {base_path}: {first[0] if first else exc}",
                         "Pass the base model the adapter was trained on "
                         f"({info.adapter_config.get('base_model_name_or_path', 'see adapter_config.json')}).") from None
-
-
-def _save(model, folder: Path, shard_bytes: int, safe: bool) -> None:
-    from core.export.convert import _save_full
-
-    if getattr(model.config, "quantization_config", None) is not None:
-        del model.config.quantization_config
-    _save_full(model, folder, shard_bytes, safe)

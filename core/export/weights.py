@@ -157,3 +157,28 @@ def safetensors_shapes(model_dir: Path) -> dict[str, tuple]:
             for key in handle.keys():
                 shapes[key] = tuple(handle.get_slice(key).get_shape())
     return shapes
+
+
+def numel(shape) -> int:
+    """Elements in a tensor of this shape.
+
+    >>> numel((2, 3, 4))
+    24
+    """
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def save_model_folder(model, folder: Path, shard_bytes: int, safe: bool) -> None:
+    """config.json + weights in shards of at most ``shard_bytes`` (.safetensors, or .bin when not ``safe``)."""
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config  # de-quantised weights are saved as plain tensors
+    if safe:
+        model.save_pretrained(str(folder), max_shard_size=shard_bytes)
+        return
+    from huggingface_hub import save_torch_state_dict
+
+    model.config.save_pretrained(str(folder))
+    save_torch_state_dict(model.state_dict(), str(folder), max_shard_size=shard_bytes, safe_serialization=False)
