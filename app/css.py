@@ -38,5 +38,10 @@ CSS = """
 .ts-confirm { border: 2px solid #e0a000 !important; padding: 8px; }
 .ts-preview { max-height: 640px; overflow: auto; }
 .ts-samples { max-height: 360px; overflow: auto; }
-.ts-stats td, .ts-facts td { border-left: none !important; border-right: none !important; }
+.ts-log { display: flex; flex-direction: column-reverse; max-height: 320px; overflow: auto; background: #1e1e1e;
+          border-radius: 4px; }
+.ts-log pre { color: #ddd; font-size: 0.78em; margin: 0; padding: 8px; white-space: pre-wrap; word-break: break-all; }
+.ts-log-title { font-size: 0.85em; color: #666; margin-bottom: 4px; }
+.ts-table, .ts-table td, .ts-table tr { border: none !important; }
+.ts-table td { border-bottom: 1px solid #eee !important; padding: 2px 12px 2px 0 !important; }
 """

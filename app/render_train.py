@@ -80,6 +80,16 @@ def failure_html(status: dict, log_lines: list[str], lang: str) -> str:
     return f'<div class="ts-error ts-failure"><b>{escape(str(error))}</b>{advice_html}{log_html}</div>'
 
 
+def log_html(lines: list[str], title: str = "train.log") -> str:
+    r"""The log tail in a box that stays scrolled to its newest line (column-reverse keeps the bottom).
+
+    >>> log_html(["a", "<b>"])
+    '<div class="ts-log-title">train.log</div><div class="ts-log"><pre>a\n&lt;b&gt;</pre></div>'
+    """
+    body = escape("\n".join(lines))
+    return f'<div class="ts-log-title">{escape(title)}</div><div class="ts-log"><pre>{body}</pre></div>'
+
+
 def samples_html(rows: list[dict], limit_steps: int = 6) -> str:
     """Eval-chat answers grouped by step, newest step first."""
     by_step: dict = {}

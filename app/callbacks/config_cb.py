@@ -45,7 +45,10 @@ def save_config(values: dict, settings: AppSettings) -> dict:
                         "Choose another file name.", field="config file")
     cfg = config_from_values(values)
     cfg.save(path)
-    return {STATUS_ID: ok_html(text("saved_config", lang, path=path)), CONFIG_PATH_ID: str(path),
+    from app.commands import train_command
+
+    message = f'{text("saved_config", lang, path=path)} {text("train_it", lang, cmd=train_command(str(path)))}'
+    return {STATUS_ID: ok_html(message), CONFIG_PATH_ID: str(path),
             "top/download": Update(value=str(path), visible=True)}
 
 
@@ -82,7 +85,10 @@ def apply_preset(values: dict, settings: AppSettings) -> dict:
     if not name:
         raise UserError("no preset chosen.", "Pick one from the Preset list.", field="preset")
     cfg = load_preset(name)
-    return {**form_update(cfg), "model/status": ok_html(text("preset_applied", lang_of(values), name=name))}
+    from app.commands import copy_cfg_command
+
+    return {**form_update(cfg), "model/status": ok_html(text("preset_applied", lang_of(values), name=name)),
+            "model/cmd": copy_cfg_command(name, str(settings.home / "configs"))}
 
 
 def validate(values: dict, settings: AppSettings) -> tuple[RunConfig | None, list]:

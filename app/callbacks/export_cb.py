@@ -67,7 +67,10 @@ def pick_run(values: dict, settings: AppSettings) -> dict:
 
 
 def _source(values: dict, settings: AppSettings) -> Path:
-    run_dir = resolve_user_path(values.get("export/run") or "", settings.allowed_roots(), what="run folder")
+    if not values.get("export/run"):
+        raise UserError("no run chosen.", "Pick a run from the Run list (runs with a saved checkpoint are listed; "
+                        "press Refresh after a run finishes).", field="export")
+    run_dir = resolve_user_path(values["export/run"], settings.allowed_roots(), what="run folder")
     ckpt = values.get("export/checkpoint") or LATEST
     if ckpt == LATEST:
         return run_dir

@@ -16,7 +16,7 @@ from app.callbacks.common import checked_config, lang_of, problems_html
 from app.locales import text
 from app.plots import metric_frames, y_title
 from app.registry import Update, ok_html
-from app.render_train import failure_html, progress_html, run_choice, samples_html
+from app.render_train import failure_html, log_html, progress_html, run_choice, samples_html
 from app.run_queue import QUEUED, active_runs, cancel, enqueue
 from app.security import resolve_user_path, sanitize_filename
 from app.settings import AppSettings
@@ -251,7 +251,7 @@ def poll(values: dict, settings: AppSettings) -> dict:
     lang = lang_of(values)
     log_lines = rd.log_tail(60)
     out = {"train/progress": progress_html(status, rows[-1] if rows else None, lang, rd.path.name),
-           "train/log": "\n".join(log_lines),
+           "train/log": log_html(log_lines, f"{rd.log_path.name} · {rd.log_path}"),
            "train/failure": failure_html(status, log_lines, lang)}
     seen = f"{rd.path}|{len(rows)}|{log_scale}|{len(samples)}|{status.get('state')}"
     if seen != values.get(SEEN):

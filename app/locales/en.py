@@ -174,6 +174,7 @@ LABELS = {
 
 MESSAGES = {
     "saved_config": "Saved the config to {path}.",
+    "train_it": "Train it from a terminal: {cmd}",
     "loaded_config": "Loaded {path}.",
     "preset_applied": "Applied preset {name}.",
     "uploaded": "Uploaded as {path}.",

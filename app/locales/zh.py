@@ -177,6 +177,7 @@ LABELS = {
 
 MESSAGES = {
     "saved_config": "配置已保存到 {path}。",
+    "train_it": "在终端中训练：{cmd}",
     "loaded_config": "已加载 {path}。",
     "preset_applied": "已应用预设 {name}。",
     "uploaded": "已上传为 {path}。",

@@ -37,7 +37,7 @@ def build(ctx: BuildContext) -> None:
 def wire(ctx: BuildContext) -> None:
     reg, s = ctx.reg, ctx.settings
     form = [i for i in form_ids() if i in reg]
-    reg.wire(reg["model/apply_preset"].click, partial(config_cb.apply_preset, settings=s), form,
+    reg.wire(reg["model/apply_preset"].click, partial(config_cb.apply_preset, settings=s), [*form, "model/cmd"],
              status="model/status")
     reg.wire(reg["model/local"].change, partial(model_cb.pick_local, settings=s), ["model.name_or_path"],
              inputs=["model/local"], status="model/status")

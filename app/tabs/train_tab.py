@@ -59,8 +59,7 @@ def build(ctx: BuildContext) -> None:
         _plot(ctx, "train/plot_mem", "mem")
     with gr.Row():
         with gr.Column(scale=3):
-            widget(ctx, "train/log", gr.Textbox, is_input=False, lines=14, max_lines=14, autoscroll=True,
-                   interactive=False, value="")
+            widget(ctx, "train/log", gr.HTML, is_input=False, value="")
         with gr.Column(scale=2):
             widget(ctx, "train/samples", gr.HTML, is_input=False, value="", elem_classes=["ts-samples"])
 
