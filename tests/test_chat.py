@@ -158,8 +158,12 @@ def test_history_is_trimmed_to_the_context(tiny_model_dir, engine):
 def test_seeded_sampling_is_reproducible_per_session(engine):
     a = engine.new_session(settings=settings(temperature=0.9, top_k=0, top_p=1.0, seed=5)).chat("Pick a word.")
     b = engine.new_session(settings=settings(temperature=0.9, top_k=0, top_p=1.0, seed=5)).chat("Pick a word.")
-    c = engine.new_session(settings=settings(temperature=0.9, top_k=0, top_p=1.0, seed=6)).chat("Pick a word.")
+    session = engine.new_session(settings=settings(temperature=0.9, top_k=0, top_p=1.0, seed=6))
+    c = session.chat("Pick a word.")
     assert a == b and a != c
+    session.reset()
+    session.settings = settings(temperature=0.9, top_k=0, top_p=1.0, seed=5)  # as the GUI sets it
+    assert session.chat("Pick a word.") == a
 
 
 @pytest.mark.parametrize("field,value", [("top_p", 1.5), ("temperature", -1), ("max_new_tokens", 0),

@@ -64,6 +64,7 @@ class ChatSession:
         self._cancel = threading.Event()
         self._criteria = None
         self._seed_generator = None
+        self._seed = None
 
     # ---- public ---------------------------------------------------------------------------
     @property
@@ -85,6 +86,7 @@ class ChatSession:
         self.cancel()
         self.history = []
         self._seed_generator = None
+        self._seed = None
         self.last = AnswerInfo()
 
     def cancel(self) -> None:
@@ -202,12 +204,16 @@ class ChatSession:
     def _generate(self, prompt: list[int], streamer):
         import torch
 
-        if self._seed_generator is None and not self.settings.greedy:
+        seed = self.settings.seed
+        if not self.settings.greedy and (self._seed_generator is None or (seed is not None and seed != self._seed)):
+            # one generator per conversation, (re)started when the seed changes: answers are
+            # reproducible whatever other sessions sample meanwhile
             self._seed_generator = torch.Generator(device=self.engine.device)
-            if self.settings.seed is None:
+            if seed is None:
                 self._seed_generator.seed()
             else:
-                self._seed_generator.manual_seed(int(self.settings.seed))
+                self._seed_generator.manual_seed(int(seed))
+            self._seed = seed
 
         def remember(criteria):
             self._criteria = criteria
