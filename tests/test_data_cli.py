@@ -118,3 +118,19 @@ def test_list_verbs(runs):
     code, stdout, _ = runs[0]["list_map_fns"]
     names = [line.split()[0] for line in stdout.splitlines()[1:]]
     assert code == 0 and {"alpaca", "openai", "sharegpt", "colors", "columns", "msagent_react"} <= set(names)
+
+
+def test_check_dataset_dpo_in_process(capsys, tmp_path, tokenizer_dir):
+    from core.cli import main
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(jsonl([{"prompt": "2+2?", "chosen": "4", "rejected": "5"},
+                           {"prompt": "Hi", "chosen": "Hello", "rejected": "Hello"}]))
+    code = main(["check-dataset", "--stage", "dpo", "--data", str(path), "--tokenizer", str(tokenizer_dir),
+                 "--template", "internlm2_chat", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out.splitlines()[0]) == {"index": 0, "prompt": "<|im_start|><|im_start|>user\n2+2?<|im_end|>\n"
+                                               "<|im_start|>assistant\n", "chosen": "4<|im_end|>",
+                                               "rejected": "5<|im_end|>"}
+    assert "1 row(s) dropped: chosen and rejected are identical" in err
