@@ -83,7 +83,8 @@ def check_dataset_command(cfg: RunConfig) -> str:
     """``python -m core check-dataset --data ...`` with the form's data settings.
 
     >>> from core.config import RunConfig
-    >>> c = RunConfig(); c.data.path = "d.csv"; c.data.map_fn = "columns"; c.data.columns = {"input": "q", "output": "a"}
+    >>> c = RunConfig(); c.data.path = "d.csv"; c.data.map_fn = "columns"
+    >>> c.data.columns = {"input": "q", "output": "a"}
     >>> check_dataset_command(c).split(" --tokenizer")[0]
     'python -m core check-dataset --data d.csv --map-fn columns --columns input=q,output=a --template auto'
     """

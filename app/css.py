@@ -16,23 +16,32 @@ CSS = """
 .ts-sample { border: 1px solid #e5e5e5; border-radius: 6px; padding: 8px; margin-bottom: 10px; }
 .ts-sample-head { font-weight: 600; color: #555; margin-bottom: 4px; }
 .ts-conv .ts-turn { margin: 2px 0; font-size: 0.9em; }
-.ts-conv .ts-user b { color: #1b5fb3; } .ts-conv .ts-assistant b { color: #1a8a4a; } .ts-conv .ts-system b { color: #8a4ab3; }
+.ts-conv .ts-user b { color: #1b5fb3; }
+.ts-conv .ts-assistant b { color: #1a8a4a; }
+.ts-conv .ts-system b { color: #8a4ab3; }
 .ts-table { border-collapse: collapse; font-size: 0.9em; }
 .ts-table td { padding: 2px 10px 2px 0; border-bottom: 1px solid #eee; }
 .ts-progress { margin: 6px 0; }
 .ts-bar { height: 14px; background: #eee; border-radius: 7px; overflow: hidden; }
 .ts-fill { height: 100%; background: #3b82f6; transition: width .5s; }
-.ts-ok .ts-fill { background: #22a06b; } .ts-bad .ts-fill { background: #d33; } .ts-warn .ts-fill { background: #e0a000; }
+.ts-ok .ts-fill { background: #22a06b; }
+.ts-bad .ts-fill { background: #d33; }
+.ts-warn .ts-fill { background: #e0a000; }
 .ts-progress-msg { font-size: 0.85em; color: #666; }
 .ts-failure pre { max-height: 260px; overflow: auto; background: #fff; color: #333; font-size: 0.8em; }
 .ts-advice { margin-top: 6px; }
 .ts-qa { margin-bottom: 6px; } .ts-q { font-weight: 600; } .ts-a { white-space: pre-wrap; color: #333; }
 .ts-memory .ts-mem-head { margin-bottom: 4px; }
-.ts-mem-bar { position: relative; display: flex; height: 18px; background: #f1f1f1; border-radius: 4px; overflow: hidden; }
+.ts-mem-bar { position: relative; display: flex; height: 18px; background: #f1f1f1; border-radius: 4px;
+              overflow: hidden; }
 .ts-mem-cap { position: absolute; top: 0; bottom: 0; width: 2px; background: #000; }
 .ts-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 6px; border-radius: 2px; }
-.ts-mem-weights { background: #3b82f6; } .ts-mem-adapters { background: #22c55e; } .ts-mem-gradients { background: #f59e0b; }
-.ts-mem-optimizer { background: #ef4444; } .ts-mem-activations { background: #8b5cf6; } .ts-mem-logits { background: #14b8a6; }
+.ts-mem-weights { background: #3b82f6; }
+.ts-mem-adapters { background: #22c55e; }
+.ts-mem-gradients { background: #f59e0b; }
+.ts-mem-optimizer { background: #ef4444; }
+.ts-mem-activations { background: #8b5cf6; }
+.ts-mem-logits { background: #14b8a6; }
 .ts-mem-overhead { background: #9ca3af; }
 .ts-bad { color: #b00; } .ts-memory .ts-ok { background: none; border: none; padding: 0; }
 .ts-confirm { border: 2px solid #e0a000 !important; padding: 8px; }

@@ -27,7 +27,10 @@ def segment_html(segments: Iterable) -> str:
     """Templated text with ``<span class="ts-sup">`` for trained-on text, ``ts-masked`` for the rest."""
     parts = []
     for seg in segments:
-        text, supervised = (seg[0], seg[1]) if isinstance(seg, (list, tuple)) else (_get(seg, "text"), _get(seg, "supervised"))
+        if isinstance(seg, (list, tuple)):
+            text, supervised = seg[0], seg[1]
+        else:
+            text, supervised = _get(seg, "text"), _get(seg, "supervised")
         cls = "ts-sup" if supervised else "ts-masked"
         parts.append(f'<span class="{cls}">{escape(str(text))}</span>')
     return f'<pre class="ts-tokens">{"".join(parts)}</pre>'
@@ -87,7 +90,8 @@ def stats_html(stats: Any) -> str:
     rows += [("truncated", _pct(_get(stats, "truncated_share"))),
              ("supervised tokens", _pct(_get(stats, "supervised_share")))]
     if _get(stats, "packed"):
-        rows.append(("packed sequences", f"{_get(stats, 'sequences')} ({_pct(_get(stats, 'packing_efficiency'))} full)"))
+        full = _pct(_get(stats, "packing_efficiency"))
+        rows.append(("packed sequences", f"{_get(stats, 'sequences')} ({full} full)"))
     for key in ("map_fn", "template"):
         if _get(stats, key):
             rows.append((key, _get(stats, key)))

@@ -74,7 +74,8 @@ def failure_html(status: dict, log_lines: list[str], lang: str) -> str:
     lines = status.get("log") or log_lines
     if isinstance(lines, str):
         lines = lines.splitlines()
-    advice_html = f'<div class="ts-advice"><b>{escape(text("advice", lang))}:</b> {escape(advice)}</div>' if advice else ""
+    advice_html = (f'<div class="ts-advice"><b>{escape(text("advice", lang))}:</b> {escape(advice)}</div>'
+                   if advice else "")
     log_html = (f'<details open><summary>{escape(text("log_lines", lang))}</summary>'
                 f'<pre class="ts-loglines">{escape(chr(10).join(lines[-25:]))}</pre></details>') if lines else ""
     return f'<div class="ts-error ts-failure"><b>{escape(str(error))}</b>{advice_html}{log_html}</div>'
@@ -99,7 +100,8 @@ def samples_html(rows: list[dict], limit_steps: int = 6) -> str:
     for step in sorted(by_step, key=lambda s: s if isinstance(s, (int, float)) else -1, reverse=True)[:limit_steps]:
         items = "".join(f'<div class="ts-qa"><div class="ts-q">{escape(str(r.get("prompt", "")))}</div>'
                         f'<div class="ts-a">{escape(str(r.get("answer", "")))}</div></div>' for r in by_step[step])
-        blocks.append(f'<div class="ts-sample-step"><div class="ts-sample-head">step {escape(str(step))}</div>{items}</div>')
+        head = f'<div class="ts-sample-head">step {escape(str(step))}</div>'
+        blocks.append(f'<div class="ts-sample-step">{head}{items}</div>')
     return "".join(blocks) or '<div class="ts-muted">-</div>'
 
 

@@ -80,7 +80,8 @@ def cases(env):
         ("map_fn does not fit columns", preview, form(env, data__map_fn="sharegpt"), "data/status", "conversations"),
         ("columns without output", start, form(env, data__map_fn="columns", **{"data/col_input": "instruction"}),
          "train/status", "data.columns"),
-        ("unknown template", preview, form(env, data__template="chatml_nope"), "data/status", "unknown prompt template"),
+        ("unknown template", preview, form(env, data__template="chatml_nope"), "data/status",
+         "unknown prompt template"),
         # model paths
         ("missing model folder", start, form(env, model__name_or_path=str(files / "no-model")), "train/status",
          "does not exist"),
@@ -88,8 +89,8 @@ def cases(env):
          form(env, model__name_or_path=str(files / "nomodel")), "model/status", "config.json"),
         ("model outside roots", partial(model_cb.read_facts, settings=s), form(env, model__name_or_path="/usr/lib"),
          "model/status", "outside the folders"),
-        ("import a non-gguf file", partial(model_cb.import_gguf, settings=s), {"model/gguf_path": str(files / "model.bin")},
-         "model/status", ".gguf"),
+        ("import a non-gguf file", partial(model_cb.import_gguf, settings=s),
+         {"model/gguf_path": str(files / "model.bin")}, "model/status", ".gguf"),
         # configs
         ("yaml with a wrong type", partial(config_cb.load_config, settings=s),
          {"top/config_path": str(files / "types.yaml")}, "top/status", "whole number"),

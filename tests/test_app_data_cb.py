@@ -72,7 +72,8 @@ def test_demo_sets_and_template_hint():
 def test_preview_highlights_trained_tokens(settings, tokenizer_dir):
     settings.extra_roots = (tokenizer_dir,)
     path = settings.uploads_dir / "d.jsonl"
-    rows = [{"input": f"Question {i}?", "output": f"Answer number {i}."} for i in range(5)] + [{"input": "x", "output": ""}]
+    rows = [{"input": f"Question {i}?", "output": f"Answer number {i}."} for i in range(5)]
+    rows.append({"input": "x", "output": ""})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     values = {"data.path": str(path), "data.map_fn": "default", "data.template": "auto", "data.max_length": 128,
               "model.name_or_path": str(tokenizer_dir), "method.stage": "sft", "top/lang": "en"}

@@ -27,7 +27,8 @@ def test_english_info_falls_back_to_the_config_help():
 def test_messages_format_in_both_languages():
     assert text("run_started", "en", run="r1") == "Started run r1."
     assert text("run_started", "zh", run="r1") == "已开始运行 r1。"
-    assert text("preview_ok", "en", kept=9, rows=10, supervised=0.5) == "9 of 10 rows kept; 50% of tokens are trained on."
+    assert text("preview_ok", "en", kept=9, rows=10, supervised=0.5) == \
+        "9 of 10 rows kept; 50% of tokens are trained on."
     assert text("unknown_key", "xx") == "unknown_key"
 
 

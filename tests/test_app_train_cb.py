@@ -135,7 +135,7 @@ def test_poll_fills_progress_plots_log_and_samples(settings):
     assert out["train/plot_loss"]["value"]["value"].round(3).tolist() == [2.8, 2.6, 2.4, 2.2, 2.0]
     assert 'data-points="5"' in out["train/points"]
     assert out["train/runs"]["value"] == str(rd.path)  # the list is relabelled when the state changes
-    assert "I am a bot." in out["train/samples"] and out["train/log"].endswith("step 5")
+    assert "I am a bot." in out["train/samples"] and out["train/log"].endswith("step 5</pre></div>")
     assert out["train/failure"] == ""
     again = train_cb.poll({**values, "train/seen": out["train/seen"]}, settings)
     assert "train/plot_loss" not in again  # nothing new: plots are not re-sent

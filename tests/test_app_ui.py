@@ -42,8 +42,8 @@ def test_chinese_at_start(tmp_path):
 
 
 def test_app_import_pulls_in_no_heavy_library():
-    code = ("import sys, app.ui, launch; "
-            "print(','.join(m for m in ('torch','transformers','datasets','peft','trl','deepspeed') if m in sys.modules))")
+    heavy = "('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed')"
+    code = f"import sys, app.ui, launch; print(','.join(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

@@ -74,7 +74,8 @@ def refresh(values: dict, settings: AppSettings) -> dict:
     current = values.get("chat/run")
     value = current if current in [r[1] for r in runs] else (runs[0][1] if runs else None)
     out = {"chat/run": Update(choices=runs, value=value),
-           "chat/checkpoint": Update(choices=checkpoint_choices(value) if value else [], value="latest" if value else None)}
+           "chat/checkpoint": Update(choices=checkpoint_choices(value) if value else [],
+                                     value="latest" if value else None)}
     if not values.get("chat/base"):
         out["chat/base"] = values.get("model.name_or_path") or ""
     if value and value != current and values.get(STATE) is None:
@@ -138,7 +139,8 @@ def load(values: dict, settings: AppSettings):
         if engine.has_adapter else None
     state = ChatState(key, label, tuned, base)
     lang = lang_of(values)
-    yield {STATE: state, "chat/bot": [], "chat/bot_b": [], "chat/status": ok_html(text("chat_loaded", lang, what=label)),
+    yield {STATE: state, "chat/bot": [], "chat/bot_b": [],
+           "chat/status": ok_html(text("chat_loaded", lang, what=label)),
            "chat/cmd": commands.chat_command(model, template=values.get("chat/template") or "auto",
                                              system=values.get("chat/system") or "",
                                              temperature=gen.temperature, top_p=gen.top_p,

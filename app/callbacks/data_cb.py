@@ -22,7 +22,10 @@ PEEK_JSON_LIMIT = 64 * 2**20
 
 
 def demo_choices() -> list[tuple[str, str]]:
-    """Bundled demo data sets as drop-down ``(label, path)`` pairs, e.g. ``("identity.json", "/…/assets/identity.json")``."""
+    """Bundled demo data sets as drop-down ``(label, path)`` pairs.
+
+    e.g. ``[("identity.json", "/…/assets/identity.json"), ...]``
+    """
     folder = assets_dir()
     if not folder.is_dir():
         return []

@@ -101,7 +101,8 @@ def estimate(values: dict) -> dict:
     cfg = config_from_values(values)
     gpu_gb, detected = gpu_gb_of(values)
     lang = lang_of(values)
-    note = "" if detected or str(values.get("method/gpu_gb") or DETECTED) != DETECTED else text("no_gpu", lang, gb=f"{gpu_gb:g}")
+    asked_detected = str(values.get("method/gpu_gb") or DETECTED) == DETECTED
+    note = text("no_gpu", lang, gb=f"{gpu_gb:g}") if asked_detected and not detected else ""
     est = _estimate_dict(estimate_memory(cfg, gpu_gb=gpu_gb))
     return {"method/memory": memory_html(est, gpu_gb, lang, note),
             "method/cmd": commands.estimate_command(cfg, gpu_gb)}

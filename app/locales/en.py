@@ -5,7 +5,8 @@ LABELS = {
     # ---- header and tabs
     "top/title": {"value": "# Tunesmith\nFine-tune a language model on your own data, on your own machine."},
     "top/lang": {"label": "Language"},
-    "top/config_path": {"label": "Config file", "info": "YAML read and written by Save / Load (same format as the CLI)."},
+    "top/config_path": {"label": "Config file",
+                        "info": "YAML read and written by Save / Load (same format as the CLI)."},
     "top/save_btn": {"value": "Save config"},
     "top/load_btn": {"value": "Load config"},
     "top/upload_cfg": {"label": "Load a config file"},
@@ -118,7 +119,8 @@ LABELS = {
     "train/stop_btn": {"value": "Stop"},
     "train/resume_btn": {"value": "Resume"},
     "train/cmd": {"label": "Command"},
-    "train/confirm_text": {"value": "**A run is still going.** Stop it and start this one, or queue this one to start when it ends?"},
+    "train/confirm_text": {"value": "**A run is still going.** Stop it and start this one, or queue this one "
+                                    "to start when it ends?"},
     "train/stop_and_start": {"value": "Stop it and start"},
     "train/queue_btn": {"value": "Queue"},
     "train/cancel_btn": {"value": "Cancel"},
