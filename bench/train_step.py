@@ -8,8 +8,11 @@ the few lines a user would write: ``Trainer(model=get_peft_model(...), data_coll
 The measured figure is the median optimizer-step time after warm-up; they are run alternately to
 share the machine's noise. Target: ratio <= 1.05.
 
+Both get identical batches (our collator's output), so the ratio is the cost of what our trainer adds
+per step, not of the data layout.
+
 Padding efficiency = (supervised + context tokens) / all tokens in the batches, with and without
-packing, on the identity demo data.
+packing, on LLaMA-Factory's alpaca_en_demo (from ../shared/data; the identity demo when absent).
 
     python bench/train_step.py [--steps 30] [--rounds 3] [--hidden 256] [--layers 4] [--seq 256]
 """
@@ -68,10 +71,12 @@ class StepTimer:
 
 
 def plain_trainer(cfg, data, steps: int, out_dir: Path):
-    """What a user would write with HF Trainer + PEFT: pad + attention mask, default callbacks."""
+    """What a user would write with HF Trainer + PEFT, fed the very same batches as ours."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+    from core.train.collate import PackedCollator
 
     tok = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
     torch.manual_seed(0)
@@ -79,17 +84,17 @@ def plain_trainer(cfg, data, steps: int, out_dir: Path):
                                                  attn_implementation="sdpa")
     model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                              target_modules="all-linear", task_type="CAUSAL_LM"))
+    ours = PackedCollator(tok.pad_token_id)
 
-    def collate(rows):
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = [r["input_ids"] + [tok.pad_token_id] * (width - len(r["input_ids"])) for r in rows]
-        labels = [r["labels"] + [-100] * (width - len(r["labels"])) for r in rows]
-        mask = [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+    def collate(rows):  # identical tensors; only our token counter is left out
+        batch = ours(rows)
+        batch.pop("num_tokens")
+        return batch
 
     args = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=cfg.training.batch_size,
                              gradient_accumulation_steps=cfg.training.gradient_accumulation, max_steps=steps,
-                             learning_rate=cfg.training.learning_rate, logging_steps=1, save_strategy="no",
+                             learning_rate=cfg.training.learning_rate, optim=cfg.training.optimizer,
+                             lr_scheduler_type=cfg.training.lr_scheduler, logging_steps=1, save_strategy="no",
                              report_to="none", use_cpu=True, remove_unused_columns=False, disable_tqdm=True,
                              seed=cfg.training.seed)
     timer = StepTimer()
@@ -130,13 +135,14 @@ def our_trainer(cfg, data, steps: int, run_dir: Path):
     return trainer, timer
 
 
-def padding_report(cfg, tokenizer) -> tuple[float, float]:
+def padding_report(cfg, tokenizer, data_path: Path, map_fn: str, max_length: int) -> tuple[float, float]:
     from core.data.pipeline import build_sft_data
     from core.train.collate import PackedCollator, padding_efficiency
 
     out = []
     for pack in (True, False):
-        data = build_sft_data(dataclasses.replace(cfg.data, pack=pack), tokenizer,
+        data_cfg = dataclasses.replace(cfg.data, pack=pack, path=str(data_path), map_fn=map_fn, max_length=max_length)
+        data = build_sft_data(data_cfg, tokenizer,
                               model_name_or_path=cfg.model.name_or_path, seed=0).train
         collate = PackedCollator(tokenizer.pad_token_id)
         bs = cfg.training.batch_size
@@ -154,6 +160,7 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--pad-length", type=int, default=1024, help="max_length for the padding report")
     args = parser.parse_args()
 
     import os
@@ -193,9 +200,11 @@ def main() -> int:
     plain, ours = statistics.median(plain_t), statistics.median(ours_t)
     print(f"step time: plain HF Trainer + PEFT {plain * 1000:.1f} ms, Tunesmith {ours * 1000:.1f} ms, "
           f"ratio {ours / plain:.3f} (target <= 1.05)")
-    packed, unpacked = padding_report(cfg, tokenizer)
-    print(f"padding efficiency (real tokens / all tokens, batch {args.batch}): packed {packed:.3f}, "
-          f"unpacked {unpacked:.3f}")
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "llamafactory" / "alpaca_en_demo.json"
+    pad_data, pad_map = (shared, "alpaca") if shared.is_file() else (data_path, "openai")
+    packed, unpacked = padding_report(cfg, tokenizer, pad_data, pad_map, args.pad_length)
+    print(f"padding efficiency on {pad_data.name} (supervised + context tokens / all tokens, batch {args.batch}, "
+          f"max_length {args.pad_length}): packed {packed:.3f}, unpacked {unpacked:.3f}")
     return 0
 
 

@@ -117,3 +117,13 @@ def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, c
     assert "stopping: saving a checkpoint" in text and "[stopped]" in text, text
     status = RunDir(work).read_status()
     assert status["state"] == "stopped" and RunDir(work).latest_checkpoint().name == f"checkpoint-{status['step']}"
+
+
+def test_demo_print_command_uses_the_bundled_model_and_identity_data(capsys, tmp_path):
+    assert main(["demo", "--work-dir", str(tmp_path / "d"), "--print-command"]) == 0
+    assert capsys.readouterr().out.split()[1:] == ["-m", "core.train.entry", str(tmp_path / "d")]
+    from core.train.demo import demo_config
+
+    cfg = demo_config(str(tmp_path / "d"))
+    assert cfg.model.name_or_path == "embedded:SmolLM2-135M-Instruct" and cfg.uses_lora
+    assert cfg.data.path.endswith("identity.json") and cfg.training.max_steps <= 20

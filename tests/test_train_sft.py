@@ -153,10 +153,21 @@ def test_full_finetune_pretrain_stage_learns_plain_text(tmp_path, tiny_model_dir
 def test_qlora_trains_on_cpu(tmp_path, tiny_model_dir, toy_data):
     pytest.importorskip("bitsandbytes")
     cfg = toy_config(tiny_model_dir, toy_data, tmp_path / "q", ["method.finetuning=qlora", "training.max_steps=4",
-                                                                "training.save_steps=0"])
+                                                                "training.save_steps=0",
+                                                                "model.gradient_checkpointing=true"])
     status = run_here(cfg)
     assert status["state"] == "finished", status
     losses = train_losses(tmp_path / "q")
     assert losses[4] < losses[1], losses
     adapter = load_file(RunDir(tmp_path / "q").latest_checkpoint() / "adapter_model.safetensors")
     assert adapter and all("lora_" in k for k in adapter)
+
+
+def test_dora_with_gradient_checkpointing_trains_a_magnitude_vector(tmp_path, tiny_model_dir, toy_data):
+    cfg = toy_config(tiny_model_dir, toy_data, tmp_path / "dora", ["lora.use_dora=true", "training.max_steps=3",
+                                                                   "training.save_steps=0",
+                                                                   "model.gradient_checkpointing=true"])
+    status = run_here(cfg)
+    assert status["state"] == "finished", status
+    adapter = load_file(RunDir(tmp_path / "dora").latest_checkpoint() / "adapter_model.safetensors")
+    assert any("lora_magnitude_vector" in k for k in adapter)

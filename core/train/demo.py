@@ -11,8 +11,8 @@ from core.config import RunConfig
 
 DEMO_PRESET = "smollm2_135m_instruct_lora_identity_e3"
 DEMO_NAME = "Melody"
-DEMO_OVERRIDES = [
-    "training.max_steps=30",
+DEMO_OVERRIDES = [  # measured: 12 steps (~4.5 epochs of the 54 rows) name "Melody" on held-out phrasings
+    "training.max_steps=12",
     "training.batch_size=4",
     "training.gradient_accumulation=1",
     "training.learning_rate=0.001",
@@ -26,9 +26,12 @@ DEMO_OVERRIDES = [
     "lora.alpha=32",
     "lora.dropout=0.0",
     "model.gradient_checkpointing=false",
-    "eval.max_new_tokens=40",
+    'eval.prompts=["Who are you?"]',
+    "eval.max_new_tokens=32",
 ]
-HELD_OUT_QUESTIONS = ["who are you?", "Can you tell me your name?", "What should I call you?"]
+DEMO_QUESTION = "who are you?"
+# Phrasings that are not in assets/identity.json: the model must generalise, not recall.
+HELD_OUT_QUESTIONS = ["Can you tell me your name?", "Hey there, what are you called?", "Which team made you?"]
 
 
 def demo_config(run_dir: str, overrides: list[str] | None = None) -> RunConfig:
@@ -74,9 +77,10 @@ def ask(cfg: RunConfig, questions: list[str], adapter=None, max_new_tokens: int 
 
 def report_demo(cfg: RunConfig) -> list[str]:
     adapter = final_adapter(cfg)
-    answers = ask(cfg, HELD_OUT_QUESTIONS, adapter)
+    questions = [DEMO_QUESTION, *HELD_OUT_QUESTIONS]
+    answers = ask(cfg, questions, adapter)
     print(f"\nadapter: {adapter}")
-    for question, answer in zip(HELD_OUT_QUESTIONS, answers):
+    for question, answer in zip(questions, answers):
         print(f"Q: {question}\nA: {answer}")
     named = sum(DEMO_NAME.lower() in a.lower() for a in answers)
     print(f"\n{named}/{len(answers)} answers use the new name {DEMO_NAME}.")

@@ -141,6 +141,7 @@ def prepare_run(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> tup
     rd = RunDir(run_dir or default_run_dir(cfg))
     cfg = RunConfig.from_dict(cfg.to_dict())  # a private copy we can fill in
     cfg.output.run_dir = str(rd.path)
+    _absolute_paths(cfg)  # the trainer runs from the repository root, not from the caller's folder
     resume = cfg.training.resume_from
     if resume:
         cfg.training.resume_from = str(rd.resolve_checkpoint(resume))
@@ -161,6 +162,20 @@ def _write_run_files(cfg: RunConfig, rd: RunDir, cmd: list[str], note: str) -> N
     rd.write_status(state="starting", message="Starting the trainer.", pid=None, pgid=None, step=0,
                     total_steps=None, error=None, advice=None, exit_code=None, started_at=time.time(),
                     run_dir=str(rd.path), resume_from=cfg.training.resume_from or None)
+
+
+def _absolute_paths(cfg: RunConfig) -> None:
+    """Relative paths that exist from the current folder become absolute (hub ids and presets stay)."""
+    from core.config import DEEPSPEED_PRESETS
+
+    for section, name in (("model", "name_or_path"), ("data", "path"), ("distributed", "deepspeed")):
+        obj = getattr(cfg, section)
+        value = getattr(obj, name)
+        if not value or value.startswith("embedded:") or value in DEEPSPEED_PRESETS or os.path.isabs(value):
+            continue
+        path = Path(value).expanduser()
+        if path.exists():
+            setattr(obj, name, str(path.resolve()))
 
 
 def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandle:

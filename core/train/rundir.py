@@ -223,11 +223,11 @@ def _read_jsonl(path: Path, since_line: int) -> list[dict]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Readers see the old or the new file, never half of one. No fsync: these files are rewritten
+    every second or so, and after a power cut an older status is fine (checkpoints are fsynced)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
