@@ -133,6 +133,7 @@ def test_poll_fills_progress_plots_log_and_samples(settings):
     out = train_cb.poll(values, settings)
     assert 'data-frac="0.5000"' in out["train/progress"] and "step 5 / 10" in out["train/progress"]
     assert out["train/plot_loss"]["value"]["value"].round(3).tolist() == [2.8, 2.6, 2.4, 2.2, 2.0]
+    assert out["train/plot_loss"]["colors_in_legend"] == ["loss"]
     assert 'data-points="5"' in out["train/points"]
     assert out["train/runs"]["value"] == str(rd.path)  # the list is relabelled when the state changes
     assert "I am a bot." in out["train/samples"] and out["train/log"].endswith("step 5</pre></div>")
@@ -140,6 +141,15 @@ def test_poll_fills_progress_plots_log_and_samples(settings):
     again = train_cb.poll({**values, "train/seen": out["train/seen"]}, settings)
     assert "train/plot_loss" not in again  # nothing new: plots are not re-sent
     assert train_cb.poll({**values, "train/current": ""}, settings) == {}
+
+
+def test_plot_update_never_sends_an_empty_frame():
+    import pandas as pd
+
+    empty = pd.DataFrame(columns=["step", "value", "series"])
+    assert train_cb.plot_update(empty, "loss") == {"value": None, "y_title": "loss"}
+    frame = pd.DataFrame({"step": [1, 2], "value": [1.0, 2.0], "series": ["loss", "eval loss"]})
+    assert train_cb.plot_update(frame, "loss")["colors_in_legend"] == ["eval loss", "loss"]
 
 
 def test_poll_of_a_failed_run_explains_it(settings):

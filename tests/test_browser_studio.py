@@ -154,6 +154,8 @@ def test_data_train_reload_export_chat(app, home, page):
     assert points(page) == STEPS
     assert f"step {STEPS} / {STEPS}" in text_of(page, "train/progress")
     assert "Who are you?" in text_of(page, "train/samples")
+    for plot in ("train/plot_loss", "train/plot_lr", "train/plot_grad"):  # drawn as lines, with numeric axes
+        assert page.locator(f"{sel(plot)} [aria-roledescription='line mark']").count() >= 1, plot
     shot(page, "tab_train")
     run_dir = home / "runs" / run_name
     assert (run_dir / "checkpoints" / f"checkpoint-{STEPS}" / "adapter_model.safetensors").is_file()

@@ -233,6 +233,16 @@ def form_of_run(run_dir: str) -> dict:
     return values_from_config(cfg)
 
 
+def plot_update(frame, title: str) -> Update:
+    """A LinePlot update. gradio's plot builds its chart spec (axis types, colour domain) on the first
+    data it gets and on prop changes only, so: no data is sent as None (never an empty, untyped
+    frame), and ``colors_in_legend`` lists the series present, so a series that appears later
+    (eval loss) rebuilds the spec."""
+    if frame is None or len(frame) == 0:
+        return Update(value=None, y_title=title)
+    return Update(value=frame, y_title=title, colors_in_legend=sorted(set(frame["series"])))
+
+
 def poll(values: dict, settings: AppSettings) -> dict:
     """One timer tick: progress, plots (only when new metrics arrived), log tail, samples, failure."""
     from core.train.launcher import attach
@@ -257,7 +267,7 @@ def poll(values: dict, settings: AppSettings) -> dict:
     if seen != values.get(SEEN):
         frames = metric_frames(rows, log_scale=log_scale)
         for plot, elem_id in PLOT_IDS.items():
-            out[elem_id] = Update(value=frames[plot], y_title=y_title(plot, log_scale))
+            out[elem_id] = plot_update(frames[plot], y_title(plot, log_scale))
         out["train/samples"] = samples_html(samples)
         points = int((frames["loss"]["series"] == "loss").sum())
         out["train/points"] = f'<span class="ts-muted" data-points="{points}">{points} loss points</span>'

@@ -8,15 +8,20 @@ from functools import partial
 import gradio as gr
 
 from app.callbacks import train_cb
-from app.plots import y_title
+from app.plots import PLOTS, y_title
 from app.tabs.widgets import BuildContext, command_box, field, widget
 
 POLL_SECONDS = 2.0
 
 
+COLORS = {"loss": "#3b82f6", "eval loss": "#ef4444", "learning rate": "#8b5cf6", "grad norm": "#f59e0b",
+          "tokens/s": "#22a06b", "peak memory MB": "#6b7280"}
+
+
 def _plot(ctx: BuildContext, elem_id: str, plot: str) -> None:
+    series = [name for _key, name in PLOTS[plot]]
     widget(ctx, elem_id, gr.LinePlot, is_input=False, x="step", y="value", color="series", height=220,
-           y_title=y_title(plot, False), x_title="step")
+           y_title=y_title(plot, False), x_title="step", color_map={n: COLORS[n] for n in series}, value=None)
 
 
 def build(ctx: BuildContext) -> None:
@@ -88,7 +93,8 @@ def wire(ctx: BuildContext, timer: gr.Timer) -> None:
     reg.wire(reg["train/open_btn"].click, partial(train_cb.open_run, settings=s), ["train/current", "train/seen"],
              inputs=["train/runs", "top/lang"], status="train/status")
     poll_inputs = ["train/current", "train/seen", "train/log_scale", "top/lang"]
+    # Polling only reads files: never make it wait behind other events (no queue badge flicker).
     reg.wire(timer.tick, partial(train_cb.poll, settings=s), WATCH, inputs=poll_inputs, status="train/status",
-             show_progress="hidden", queue=True)
+             show_progress="hidden", concurrency_limit=None, trigger_mode="always_last")
     reg.wire(reg["train/log_scale"].change, partial(train_cb.poll, settings=s), WATCH, inputs=poll_inputs,
              status="train/status", show_progress="hidden")
