@@ -270,7 +270,8 @@ def poll(values: dict, settings: AppSettings) -> dict:
             out[elem_id] = plot_update(frames[plot], y_title(plot, log_scale))
         out["train/samples"] = samples_html(samples)
         points = int((frames["loss"]["series"] == "loss").sum())
-        out["train/points"] = f'<span class="ts-muted" data-points="{points}">{points} loss points</span>'
+        shown = text("loss_points", lang, n=points)
+        out["train/points"] = f'<span class="ts-muted" data-points="{points}">{shown}</span>'
         if seen.rsplit("|", 1)[-1] != str(values.get(SEEN) or "").rsplit("|", 1)[-1]:
             out.update(refresh_runs(values, settings, str(rd.path)))  # the state changed: relabel the list
         out[SEEN] = seen

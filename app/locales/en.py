@@ -203,6 +203,7 @@ MESSAGES = {
     "state_queued": "Queued",
     "eta": "step {step} / {total} · {elapsed} elapsed · about {eta} left",
     "advice": "What to try",
+    "loss_points": "{n} loss points",
     "log_lines": "Relevant log lines",
     "nothing_to_resume": "This run has no checkpoint to resume from yet.",
     "export_done": "Done: {path}",

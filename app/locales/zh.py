@@ -203,6 +203,7 @@ MESSAGES = {
     "state_queued": "排队中",
     "eta": "第 {step} / {total} 步 · 已用 {elapsed} · 约剩 {eta}",
     "advice": "建议",
+    "loss_points": "{n} 个损失点",
     "log_lines": "相关日志",
     "nothing_to_resume": "这个运行还没有可继续的检查点。",
     "export_done": "完成：{path}",
