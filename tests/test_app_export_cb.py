@@ -1,0 +1,78 @@
+"""Export tab callbacks on a hand-made LoRA run of the tiny model: lists, merge and convert with
+progress, never overwriting an existing folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.callbacks import export_cb
+from app.settings import AppSettings
+from core.config import RunConfig
+from core.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_model_dir):
+    """RUNS/lora-run with checkpoints/checkpoint-2 holding a LoRA adapter of the tiny model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    home = tmp_path_factory.mktemp("export-home")
+    run_dir = home / "runs" / "lora-run"
+    ckpt = run_dir / "checkpoints" / "checkpoint-2"
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(str(ckpt))
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    cfg = RunConfig()
+    cfg.model.name_or_path = str(tiny_model_dir)
+    cfg.method.finetuning = "lora"
+    cfg.output.run_dir = str(run_dir)
+    cfg.save(run_dir / "config.yaml")
+    (run_dir / "status.json").write_text(json.dumps({"state": "finished", "step": 2, "total_steps": 2}))
+    (run_dir / "metrics.jsonl").write_text("")
+    settings = AppSettings.from_env({"TUNESMITH_HOME": str(home)}, extra_roots=(str(tiny_model_dir),))
+    settings.ensure_dirs()
+    return settings, run_dir, tiny_model_dir
+
+
+def test_lists_runs_and_checkpoints_and_fills_the_base(run):
+    settings, run_dir, tiny = run
+    out = export_cb.refresh({"export/run": None}, settings)
+    assert out["export/run"]["value"] == str(run_dir.resolve())
+    assert out["export/checkpoint"] == {"choices": ["latest", "checkpoint-2"], "value": "latest"}
+    assert out["export/base"] == str(tiny)
+
+
+def test_merge_then_convert_with_progress(run):
+    settings, run_dir, tiny = run
+    values = {"export/run": str(run_dir), "export/checkpoint": "checkpoint-2", "export/mode": "merge",
+              "export/base": str(tiny), "export/dtype": "fp32", "export/shard": "1GB", "top/lang": "en"}
+    updates = list(export_cb.export(values, settings))
+    assert updates[0]["export/cmd"].startswith("python -m core convert merge")
+    fractions = [float(u["export/progress"].split('data-frac="')[1].split('"')[0])
+                 for u in updates if "export/progress" in u]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 4
+    merged = settings.exports_dir / "lora-run-checkpoint-2-merge"
+    assert updates[-1]["export/last"] == str(merged)
+    assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
+
+    again = list(export_cb.export(values, settings))  # a second export never overwrites the first
+    assert again[-1]["export/last"] == str(merged) + "-1"
+
+    converted = list(export_cb.export({**values, "export/mode": "convert", "export/checkpoint": "latest"}, settings))
+    out = converted[-1]["export/last"]
+    assert out.endswith("lora-run-convert") and (settings.exports_dir / "lora-run-convert" / "adapter_config.json").is_file()
+
+
+def test_typed_output_folder_is_checked(run):
+    settings, run_dir, tiny = run
+    values = {"export/run": str(run_dir), "export/mode": "convert", "export/out_dir": "/etc/out", "top/lang": "en"}
+    with pytest.raises(UserError, match="outside the folders"):
+        list(export_cb.export(values, settings))
+    with pytest.raises(UserError, match="not in"):
+        list(export_cb.export({**values, "export/out_dir": "", "export/checkpoint": "../../etc"}, settings))
