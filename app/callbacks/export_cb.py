@@ -151,4 +151,4 @@ def run_with_progress(work, lang: str, settings: AppSettings | None = None, poll
     out = result.get("out")
     yield {"export/progress": progress_bar(1.0, text("export_done", lang, path=out), "ok"),
            "export/status": ok_html(text("export_done", lang, path=out)), "export/out_dir": "",
-           "export/last": str(out)}
+           "export/last": str(out), "chat/merged": str(out)}

@@ -139,7 +139,8 @@ LABELS = {
     # ---- export
     "export/run": {"label": "Run", "info": "A training run from the runs folder."},
     "export/checkpoint": {"label": "Checkpoint"},
-    "export/mode": {"label": "What to do"},
+    "export/mode": {"label": "What to do", "choices": [("merge the adapter into the base", "merge"),
+                                                       ("convert the checkpoint to a HF folder", "convert")]},
     "export/base": {"label": "Base model", "info": "The model the adapter was trained on."},
     "export/out_dir": {"label": "Output folder", "placeholder": "empty = a new folder under exports/"},
     "export/dtype": {"label": "Dtype"},
@@ -150,7 +151,8 @@ LABELS = {
     "export/last": {"label": "Exported to"},
     "export/cmd": {"label": "Same from the command line"},
     # ---- chat
-    "chat/source": {"label": "Talk to"},
+    "chat/source": {"label": "Talk to", "choices": [("base model", "base"), ("run / checkpoint (adapter)", "run"),
+                                                    ("merged folder", "merged")]},
     "chat/base": {"label": "Base model"},
     "chat/run": {"label": "Run"},
     "chat/checkpoint": {"label": "Checkpoint"},

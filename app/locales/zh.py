@@ -140,7 +140,7 @@ LABELS = {
     # ---- 导出
     "export/run": {"label": "运行", "info": "运行目录中的一次训练。"},
     "export/checkpoint": {"label": "检查点"},
-    "export/mode": {"label": "操作"},
+    "export/mode": {"label": "操作", "choices": [("把适配器合并进基座", "merge"), ("把检查点转换为 HF 文件夹", "convert")]},
     "export/base": {"label": "基座模型", "info": "适配器训练时使用的模型。"},
     "export/out_dir": {"label": "输出文件夹", "placeholder": "空 = 在 exports/ 下新建"},
     "export/dtype": {"label": "精度"},
@@ -151,7 +151,8 @@ LABELS = {
     "export/last": {"label": "导出位置"},
     "export/cmd": {"label": "等效的命令行"},
     # ---- 对话
-    "chat/source": {"label": "对话对象"},
+    "chat/source": {"label": "对话对象", "choices": [("基座模型", "base"), ("运行 / 检查点（适配器）", "run"),
+                                                 ("合并后的文件夹", "merged")]},
     "chat/base": {"label": "基座模型"},
     "chat/run": {"label": "运行"},
     "chat/checkpoint": {"label": "检查点"},

@@ -15,8 +15,7 @@ from app.tabs.widgets import BuildContext, command_box, container, widget
 def build(ctx: BuildContext) -> None:
     with gr.Row():
         with gr.Column(scale=3):
-            widget(ctx, "chat/source", gr.Radio, choices=[("base model", "base"), ("run / checkpoint (adapter)", "run"),
-                                                          ("merged folder", "merged")], value="base")
+            widget(ctx, "chat/source", gr.Radio, value="base")
             with gr.Row(equal_height=True):
                 widget(ctx, "chat/base", gr.Textbox, value=ctx.values.get("model.name_or_path", ""), scale=4)
                 widget(ctx, "chat/run", gr.Dropdown, choices=[], value=None, scale=3, visible=False)

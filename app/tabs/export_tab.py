@@ -17,8 +17,7 @@ def build(ctx: BuildContext) -> None:
         widget(ctx, "export/checkpoint", gr.Dropdown, choices=[], value=None, scale=2)
         widget(ctx, "export/refresh_btn", gr.Button, is_input=False, scale=1, min_width=110)
     with gr.Row():
-        widget(ctx, "export/mode", gr.Radio, choices=[("merge adapter into base", "merge"),
-                                                     ("convert checkpoint to HF folder", "convert")], value="merge")
+        widget(ctx, "export/mode", gr.Radio, value="merge")
         widget(ctx, "export/base", gr.Textbox, value=ctx.values.get("model.name_or_path", ""))
     with gr.Row():
         widget(ctx, "export/out_dir", gr.Textbox, scale=3)
@@ -39,4 +38,5 @@ def wire(ctx: BuildContext, tab) -> None:
     reg.wire(tab.select, partial(export_cb.refresh, settings=s), ["export/run", *picked], status="export/status")
     reg.wire(reg["export/run"].input, partial(export_cb.pick_run, settings=s), picked, status="export/status")
     reg.wire(reg["export/btn"].click, partial(export_cb.export, settings=s),
-             ["export/progress", "export/cmd", "export/out_dir", "export/last"], status="export/status")
+             ["export/progress", "export/cmd", "export/out_dir", "export/last", "chat/merged"],
+             status="export/status")

@@ -61,7 +61,7 @@ def field(ctx: BuildContext, path: str, cls=None, **kwargs) -> Any:
 def widget(ctx: BuildContext, elem_id: str, cls, *, is_input: bool = True, **kwargs) -> Any:
     """Any other component, labelled from the locale table and registered under ``elem_id``."""
     text = props(elem_id, ctx.lang)
-    for key in ("label", "info", "placeholder", "value"):
+    for key in ("label", "info", "placeholder", "value", "choices"):
         if key in text and key not in kwargs and _accepts(cls, key):
             kwargs[key] = text[key]
     if "value" not in kwargs and elem_id in ctx.values:
