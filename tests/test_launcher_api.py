@@ -203,3 +203,24 @@ def test_workers_in_their_own_session_are_ended_when_their_launcher_dies(tmp_pat
     assert wait_for(lambda: not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE,
                     10)
     assert RunDir(run_dir).read_status()["state"] == "failed"
+
+
+def test_other_nodes_of_a_multi_node_run_keep_their_own_control_folder(tmp_path):
+    from core.train.launcher import control_dir, prepare_run
+
+    cfg = RunConfig().with_overrides([f"model.name_or_path={tmp_path}", f"data.path={tmp_path}",
+                                      "method.finetuning=lora", "distributed.nnodes=2",
+                                      "distributed.nproc_per_node=1"])
+    (tmp_path / "config.json").write_text("{}")
+    rd = RunDir(tmp_path / "run")
+    assert control_dir(rd, cfg) is rd
+    cfg.distributed.node_rank = 1
+    assert control_dir(rd, cfg).path == rd.path / "nodes" / "node-1"
+    ckpt = rd.checkpoints_dir / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text("{}")
+    _, _, cmd = prepare_run(cfg, rd.path)  # node 1 joins node 0's run: no "already holds checkpoints"
+    assert "--node_rank=1" in cmd and "--nnodes=2" in cmd
+    cfg.distributed.node_rank = 0
+    with pytest.raises(UserError, match="already holds checkpoints"):
+        prepare_run(cfg, rd.path)

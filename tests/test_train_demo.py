@@ -21,11 +21,13 @@ def test_demo_run_answers_held_out_phrasings_with_the_new_name(tmp_path, embedde
     assert len(losses) == cfg.training.max_steps and losses[-1] < losses[0] / 3, losses
     seen = {row["messages"][0]["content"].lower().strip("?. ") for row in json.loads(open(cfg.data.path).read())}
     assert not seen & {q.lower().strip("?. ") for q in HELD_OUT_QUESTIONS}  # really held out
+    samples = RunDir(cfg.output.run_dir).read_samples()
+    before, after = samples[0], samples[-1]
+    assert before["when"] == "before" and DEMO_NAME.lower() not in before["answer"].lower()  # not known before
+    assert after["step"] == cfg.training.max_steps and DEMO_NAME.lower() in after["answer"].lower(), samples
     questions = [DEMO_QUESTION, *HELD_OUT_QUESTIONS, "What is the capital of France?"]
     tuned = ask(cfg, questions, RunDir(cfg.output.run_dir).latest_checkpoint())
     assert DEMO_NAME.lower() in tuned[0].lower(), tuned
-    named = [DEMO_NAME.lower() in a.lower() or "tunesmith" in a.lower() for a in tuned[1:-1]]
-    assert sum(named) >= len(named) - 1, tuned
+    named = [DEMO_NAME.lower() in a.lower() for a in tuned[1:-1]]
+    assert sum(named) >= len(named) - 1, tuned  # phrasings it never saw
     assert "paris" in tuned[-1].lower(), tuned  # and it still knows other things
-    base = ask(cfg, questions[:1], None)
-    assert DEMO_NAME.lower() not in base[0].lower(), base  # the name comes from the training

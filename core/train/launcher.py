@@ -145,7 +145,7 @@ def prepare_run(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> tup
     resume = cfg.training.resume_from
     if resume:
         cfg.training.resume_from = str(rd.resolve_checkpoint(resume))
-    elif rd.list_checkpoints():
+    elif rd.list_checkpoints() and cfg.distributed.node_rank == 0:
         raise UserError(f"{rd.path} already holds checkpoints from an earlier run.",
                         "Resume it (--resume, or Resume in the GUI) or choose another run folder (--work-dir).")
     return cfg, rd, build_command(cfg, rd.path)
@@ -178,12 +178,23 @@ def _absolute_paths(cfg: RunConfig) -> None:
             setattr(obj, name, str(path.resolve()))
 
 
+def control_dir(rd: RunDir, cfg: RunConfig) -> RunDir:
+    """Where this machine's supervisor keeps its lock, log and status: the run folder itself on node 0,
+    ``RUN_DIR/nodes/node-R`` on the other machines of a multi-node run (which share the run folder)."""
+    rank = cfg.distributed.node_rank
+    return rd if rank == 0 else RunDir(rd.path / "nodes" / f"node-{rank}")
+
+
 def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandle:
     """Write the run folder and start the trainer in its own process group; return at once."""
     cfg.validate()
-    lock_fd = RunDir(run_dir or default_run_dir(cfg)).acquire_lock()  # refuses a second run on one folder
+    first = RunDir(run_dir or default_run_dir(cfg))
+    lock_fd = control_dir(first, cfg).acquire_lock()  # refuses a second run on one folder
     try:
-        cfg, rd, cmd = prepare_run(cfg, run_dir)
+        cfg, main_rd, cmd = prepare_run(cfg, run_dir)
+        rd = control_dir(main_rd, cfg)
+        if rd is not main_rd:
+            cfg.save(main_rd.config_path)  # what every rank reads (the same file on every node)
         wrapper = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", *cmd]
         _write_run_files(cfg, rd, cmd, "started as: " + display(wrapper))
         env = dict(os.environ)
