@@ -224,3 +224,27 @@ def test_other_nodes_of_a_multi_node_run_keep_their_own_control_folder(tmp_path)
     cfg.distributed.node_rank = 0
     with pytest.raises(UserError, match="already holds checkpoints"):
         prepare_run(cfg, rd.path)
+
+
+def test_a_run_outlives_the_process_that_launched_it_and_can_be_attached(tmp_path, tiny_model_dir):
+    """The GUI process dies (kill -9) right after launch(): the run goes on; a new process attaches."""
+    run_dir = tmp_path / "orphan-run"
+    gui = ("import sys, time; sys.path.insert(0, sys.argv[1]); import core.train.launcher as L; "
+           "from core.config import RunConfig; "
+           "L.build_command = lambda cfg, rd: [sys.executable, '-c', 'import time; time.sleep(120)']; "
+           "cfg = RunConfig().with_overrides(['model.name_or_path=' + sys.argv[3], 'data.path=' + sys.argv[3], "
+           "'method.finetuning=lora']); h = L.launch(cfg, sys.argv[2]); print('launched', h.pid, flush=True); "
+           "time.sleep(120)")
+    app = subprocess.Popen([sys.executable, "-c", gui, str(REPO_ROOT), str(run_dir), str(tiny_model_dir)],
+                           stdout=subprocess.PIPE, text=True)
+    line = app.stdout.readline().split()
+    assert line[0] == "launched", line
+    app.kill()  # the GUI dies
+    app.wait()
+    handle = attach(run_dir)
+    assert handle.pid == int(line[1]) and handle.is_alive()
+    assert handle.status()["state"] == "starting" and RunDir(run_dir).is_locked()
+    assert "time.sleep(120)" in (run_dir / "command.txt").read_text()
+    handle.kill()
+    assert wait_for(lambda: not handle.is_alive(), 10)
+    assert handle.status()["state"] == "stopped"
