@@ -65,16 +65,6 @@ def train_command(config_path: str, *, work_dir: str = "", resume: bool = False)
     return show(args)
 
 
-def train_command_inline(cfg: RunConfig, base_config: str) -> str:
-    """``python -m core train BASE --set a=b ...``: the form as differences from a preset/YAML."""
-    from core.presets import load_config
-
-    args = [*PY, "train", base_config]
-    for item in config_overrides(cfg, load_config(base_config)):
-        args += ["--set", item]
-    return show(args)
-
-
 def stop_command(run_dir: str, *, kill: bool = False) -> str:
     return show([*PY, "stop", str(run_dir), *(["--kill"] if kill else [])])
 
