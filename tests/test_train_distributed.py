@@ -8,6 +8,7 @@ rank 0 writes (one metrics line and one sample per step, one progress line per s
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -78,6 +79,9 @@ def test_deepspeed_zero2_splits_data_and_only_rank0_writes(tmp_path_factory, tin
     final = RunDir(run_dir).latest_checkpoint()
     assert (final / "adapter_model.safetensors").is_file() and (final / "config.yaml").is_file()
     assert (final / f"global_step{status['step']}").is_dir()  # DeepSpeed's sharded optimizer state
+    ds = json.loads((run_dir / "deepspeed.json").read_text())  # what was really used, no "auto" left
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"]) == \
+        (BATCH, ACCUM, BATCH * ACCUM * 2)
 
 
 def test_deepspeed_zero3_trains_and_every_rank_generates(tmp_path_factory, tiny_model_dir, toy_data):

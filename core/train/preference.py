@@ -23,7 +23,7 @@ def run_preference(cfg: RunConfig, session: Session) -> Outcome:
     session.phase("Loading the tokenizer.")
     path = model_path(cfg)
     tokenizer = load_tokenizer(cfg, path)
-    ds = deepspeed_dict(cfg, session.ctx, path)
+    ds = deepspeed_dict(cfg, session, path)
     has_eval = cfg.data.eval_size > 0
     kwargs = training_kwargs(cfg, session.rd, session.ctx, has_eval=has_eval, deepspeed=ds)
     if stage == "dpo":

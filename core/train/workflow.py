@@ -50,15 +50,21 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def deepspeed_dict(cfg: RunConfig, ctx: DistContext, model_dir: str) -> dict | None:
+def deepspeed_dict(cfg: RunConfig, session: Session, model_dir: str) -> dict | None:
+    """The DeepSpeed config with its "auto" values filled; rank 0 saves it as RUN_DIR/deepspeed.json."""
     if not cfg.distributed.deepspeed:
         return None
+    import json
+
     from core.train.deepspeed import fill_auto, load_deepspeed_config
     from core.train.models import resolve_precision
 
     hidden = _hidden_size(model_dir, cfg.model.trust_remote_code)
-    return fill_auto(load_deepspeed_config(cfg.distributed.deepspeed), cfg, world_size=ctx.world_size,
-                     precision=resolve_precision(cfg), hidden_size=hidden)
+    ds = fill_auto(load_deepspeed_config(cfg.distributed.deepspeed), cfg, world_size=session.ctx.world_size,
+                   precision=resolve_precision(cfg), hidden_size=hidden)
+    if session.ctx.is_main:
+        (session.rd.path / "deepspeed.json").write_text(json.dumps(ds, indent=2) + "\n", encoding="utf-8")
+    return ds
 
 
 def _hidden_size(model_dir: str, trust_remote_code: bool) -> int | None:
