@@ -127,3 +127,10 @@ def test_demo_print_command_uses_the_bundled_model_and_identity_data(capsys, tmp
     cfg = demo_config(str(tmp_path / "d"))
     assert cfg.model.name_or_path == "embedded:SmolLM2-135M-Instruct" and cfg.uses_lora
     assert cfg.data.path.endswith("identity.json") and cfg.training.max_steps <= 20
+
+
+def test_demo_never_reuses_a_folder_holding_an_earlier_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    RunDir(tmp_path / "work_dirs" / "demo").write_status(state="finished")
+    assert main(["demo", "--print-command"]) == 0
+    assert capsys.readouterr().out.split()[-1] == str(tmp_path / "work_dirs" / "demo-2")

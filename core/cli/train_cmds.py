@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="LoRA-train the bundled SmolLM2 to call itself Melody (CPU, a few minutes)")
-    p.add_argument("--work-dir", default="work_dirs/demo")
+    p.add_argument("--work-dir", help="run folder (default: work_dirs/demo, or demo-2, demo-3 ... if taken)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     p.add_argument("--print-command", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -110,13 +110,25 @@ def _run(cfg, *, print_command: bool = False, detach: bool = False) -> int:
 def cmd_demo(args) -> int:
     from core.train.demo import demo_config, report_demo
 
-    cfg = demo_config(os.path.abspath(args.work_dir), args.overrides)
+    cfg = demo_config(os.path.abspath(args.work_dir or _free_demo_dir()), args.overrides)
     if args.print_command:
         return _run(cfg, print_command=True)
     code = _run(cfg)
     if code == 0:
         report_demo(cfg)
     return code
+
+
+def _free_demo_dir() -> str:
+    """work_dirs/demo, or the first demo-N that holds no earlier run (earlier demos are never overwritten)."""
+    from core.train.rundir import RunDir
+
+    base, n = os.path.join("work_dirs", "demo"), 1
+    path = base
+    while RunDir(path).exists() or RunDir(path).list_checkpoints():
+        n += 1
+        path = f"{base}-{n}"
+    return path
 
 
 def cmd_status(args) -> int:
