@@ -35,8 +35,6 @@ def make_model(out_dir: Path, tokenizer_dir: Path, hidden: int, layers: int) -> 
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from core.train.models import load_tokenizer  # noqa: F401  (ensures the engine imports cleanly)
-
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 3,
                          num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(

@@ -248,3 +248,12 @@ def test_a_run_outlives_the_process_that_launched_it_and_can_be_attached(tmp_pat
     handle.kill()
     assert wait_for(lambda: not handle.is_alive(), 10)
     assert handle.status()["state"] == "stopped"
+
+
+def test_the_launcher_side_imports_no_torch():
+    """The GUI imports these at start-up; torch/transformers load only in the trainer process."""
+    code = ("import sys; import core.train.launcher, core.train.rundir, core.train.watch, core.cli.train_cmds; "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -17,7 +17,8 @@ def register(sub) -> None:
                                    "work as in XTuner.")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--work-dir", help="run folder (default: work_dirs/<config name>)")
-    p.add_argument("--deepspeed", metavar="NAME|PATH", help="zero1, zero2, zero2_offload, zero3, zero3_offload or a JSON")
+    p.add_argument("--deepspeed", metavar="NAME|PATH",
+                   help="zero1, zero2, zero2_offload, zero3, zero3_offload or a DeepSpeed JSON")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CKPT",
                    help="resume from the latest checkpoint of the run folder, or from CKPT")
     p.add_argument("--seed", type=int)

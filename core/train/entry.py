@@ -17,7 +17,6 @@ import signal
 import sys
 import traceback
 
-from core.train.callbacks import StopFlag
 from core.train.dist import context_from_env
 from core.train.failures import explain_exception, relevant_lines
 from core.train.rundir import RunDir

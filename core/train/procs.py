@@ -70,7 +70,8 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def group_processes(pgid: int | None, *, root_pid: int | None = None, exclude_self: bool = True) -> list[psutil.Process]:
+def group_processes(pgid: int | None, *, root_pid: int | None = None,
+                    exclude_self: bool = True) -> list[psutil.Process]:
     """Live processes in process group ``pgid`` and the descendants of ``root_pid``."""
     found: dict[int, psutil.Process] = {}
     if pgid:

@@ -88,8 +88,9 @@ def follow(handle, out=None, poll: float = 1.0) -> dict:
         print(f"error: {status.get('error') or status.get('message')}", file=sys.stderr, flush=True)
         if status.get("advice"):
             print(f"advice: {status['advice']}", file=sys.stderr, flush=True)
-        for line in status.get("log") or []:
-            print(f"  | {line}", file=sys.stderr)
+        if status.get("kind") not in USER_ERROR_KINDS:  # a user error's log lines are only its traceback
+            for line in status.get("log") or []:
+                print(f"  | {line}", file=sys.stderr)
         print(f"full log: {rd.log_path}", file=sys.stderr, flush=True)
     elif status.get("message") != last_message:
         print(f"[{status.get('state')}] {status.get('message', '')}", file=out, flush=True)
