@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from core.errors import ConfigError, close_matches
+from core.errors import ConfigError, UserError, close_matches, missing_model_error
 
 EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 
@@ -409,6 +409,38 @@ def _cuda_count() -> int:
         return 0
 
 
+def _name_problems(cfg: RunConfig):
+    """Unknown template / map_fn names, found before anything is launched (the trainer would stop on them)."""
+    from core.data.map_fns import get_map_fn
+    from core.data.templates import get_template
+
+    d, stage = cfg.data, cfg.method.stage
+    checks = []
+    if stage != "pretrain" and d.template not in ("", "auto", "chat_template"):
+        checks.append(lambda: get_template(d.template))
+    if stage in ("sft", "pretrain") and d.map_fn not in ("", "auto", "columns"):
+        checks.append(lambda: get_map_fn(d.map_fn))
+    for check in checks:
+        try:
+            check()
+        except UserError as exc:
+            yield ConfigError(exc.message, exc.fix, field=exc.field)
+
+
+def _data_file_problems(path: str):
+    """The data loader's cheap checks (empty, not UTF-8, broken JSON with line and column), so a file
+    that cannot work is refused before a run starts. Big files are left to the trainer's own check."""
+    from core.data.loading import JSON_PRECHECK_BYTES, precheck
+    from core.errors import DataError
+
+    if Path(path).expanduser().stat().st_size > JSON_PRECHECK_BYTES:
+        return
+    try:
+        precheck(path)
+    except DataError as exc:
+        yield ConfigError(exc.message, exc.fix, field=exc.field or "data.path")
+
+
 def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
     E = ConfigError
     m, d, t, me, lo, q, di = cfg.model, cfg.data, cfg.training, cfg.method, cfg.lora, cfg.quantization, cfg.distributed
@@ -470,6 +502,7 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
     if d.map_fn == "columns" and me.stage == "sft" and not d.columns.get("output") and not d.columns.get("history"):
         yield E("map_fn 'columns' needs at least the output column.", "Set data.columns to {input: ..., output: ...}.",
                 field="data.columns")
+    yield from _name_problems(cfg)
 
     if not m.name_or_path:
         yield E("no base model given.", f"Set a local folder, a hub id, or {EMBEDDED_MODEL}.", field="model.name_or_path")
@@ -478,9 +511,9 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
                 field="data.path")
     if check_paths:
         mp = m.name_or_path
-        if mp and not mp.startswith("embedded:") and not Path(mp).expanduser().exists() and not _is_hub_id(mp):
-            yield E(f"model folder {mp} does not exist.", "Give an existing folder with config.json, or a hub id "
-                    "like HuggingFaceTB/SmolLM2-135M-Instruct.", field="model.name_or_path")
+        if mp and not mp.startswith("embedded:") and (Path(mp).expanduser().is_file() or (
+                not Path(mp).expanduser().exists() and not _is_hub_id(mp))):
+            yield missing_model_error(mp, field="model.name_or_path", cls=E)
         elif mp and Path(mp).expanduser().is_dir() and not (Path(mp).expanduser() / "config.json").exists():
             yield E(f"{mp} has no config.json, so it is not a Hugging Face model folder.",
                     "Point at the folder that holds config.json, or import a GGUF file with `python -m core import-gguf`.",
@@ -489,6 +522,8 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
         if dp and not Path(dp).expanduser().exists() and not _is_hub_id(dp):
             yield E(f"dataset {dp} does not exist.", "Check the path, or give a hub dataset id like tatsu-lab/alpaca.",
                     field="data.path")
+        elif dp and Path(dp).expanduser().is_file():
+            yield from _data_file_problems(dp)
         ds = di.deepspeed
         if ds and ds not in DEEPSPEED_PRESETS and not Path(ds).expanduser().is_file():
             yield E(f"'{ds}' is neither a DeepSpeed preset nor an existing JSON file.",

@@ -37,7 +37,7 @@ class DataError(UserError):
 def close_matches(name: str, choices, n: int = 3) -> str:
     """Return "Did you mean: a, b?" for the nearest names, or a short list of choices.
 
-    >>> close_matches("internlm2chat", ["internlm2_chat", "qwen_chat"])
+    >>> close_matches("internlm2chat", ["internlm2_chat", "gemma"])
     'Did you mean: internlm2_chat?'
     """
     choices = sorted(choices)
@@ -46,3 +46,20 @@ def close_matches(name: str, choices, n: int = 3) -> str:
         return "Did you mean: " + ", ".join(hits) + "?"
     shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
     return f"Choose one of: {shown}."
+
+
+def missing_model_error(name: str, what: str = "model folder", *, field: str | None = None,
+                        cls: type[UserError] = UserError) -> UserError:
+    """The error for a model path that is not a folder: missing, or a file given instead of a folder.
+
+    >>> str(missing_model_error("/no/such/dir"))  # doctest: +ELLIPSIS
+    'model folder /no/such/dir does not exist. Fix: Give an existing folder with config.json, ...'
+    """
+    import os
+
+    if os.path.isfile(os.path.expanduser(name)):
+        return cls(f"{name} is a file, not a model folder.",
+                   "Give the folder that holds config.json and the weights (a .gguf file must be imported "
+                   "first: python -m core import-gguf FILE OUT_DIR).", field=field)
+    return cls(f"{what} {name} does not exist.", "Give an existing folder with config.json, a hub id like "
+               "HuggingFaceTB/SmolLM2-135M-Instruct, or embedded:SmolLM2-135M-Instruct.", field=field)

@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, missing_model_error
 
 # config.json model_type -> the family name shown to users
 FAMILIES = {
@@ -199,8 +199,7 @@ def find_config_json(name_or_path: str) -> tuple[Path, str]:
         raise NotCached(f"config.json of hub model {name} is not in the local Hugging Face cache, and nothing is "
                         "downloaded to read model facts.",
                         f"Download it once (`huggingface-cli download {name} config.json`) or give a local folder.")
-    raise UserError(f"model folder {name} does not exist.",
-                    "Give an existing folder with config.json, or a hub id like HuggingFaceTB/SmolLM2-135M-Instruct.")
+    raise missing_model_error(name)
 
 
 def _hub_cache_config(repo_id: str) -> Path | None:

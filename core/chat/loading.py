@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import UserError, close_matches
+from core.errors import UserError, close_matches, missing_model_error
 
 BITS = (4, 8)
 DTYPES = ("auto", "fp16", "bf16", "fp32")
@@ -89,8 +89,7 @@ def resolve_spec(model: str, adapter: str | None = None) -> ModelSpec:
                                 "Give a model folder, a run folder, or a checkpoint folder.")
             spec = ModelSpec(path, None, _recorded_template(Path(path)), "", model)
         elif not _is_hub_id(model):
-            raise UserError(f"model {model} does not exist.", "Give an existing folder, a hub id, or "
-                            "embedded:SmolLM2-135M-Instruct.")
+            raise missing_model_error(model, "model")
         else:
             spec = ModelSpec(path, None, None, "", model)
         if adapter:

@@ -26,8 +26,16 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one ``error: ... Fix: ...`` line (exit 2) instead of the usage block,
+    like every other error of the CLI. Sub-commands inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message.rstrip('.')}. Fix: see `{self.prog} --help` for the options.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m core",
         description="Tunesmith engine: check data, train, convert, merge and chat from the command line.",
     )

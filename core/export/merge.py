@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, missing_model_error
 from core.export import extras
 from core.export.compat import check_adapter_fits_base
 from core.export.convert import parse_shard_size
@@ -49,8 +49,7 @@ def resolve_base(base: str) -> str:
                             "Point at the folder that holds config.json and the weights.")
         return str(local.resolve())
     if not _is_hub_id(base):
-        raise UserError(f"base model {base} does not exist.", "Give an existing model folder, a hub id or "
-                        "embedded:SmolLM2-135M-Instruct.")
+        raise missing_model_error(base, "base model")
     return path
 
 

@@ -7,6 +7,8 @@ import time
 
 from core.train.rundir import TERMINAL_STATES, RunDir
 
+USER_ERROR_KINDS = ("bad_data", "bad_config")  # failures whose message already says what to change
+
 
 def format_metric(r: dict) -> str:
     """One terminal line for a metrics.jsonl record.
