@@ -43,8 +43,11 @@ class AppSettings:
         started from, plus any ``--allow-dir`` given at launch: the user chooses where the app may
         look, so a path typed in the browser cannot reach ~/.ssh or /etc.
         """
+        cwd = Path.cwd()
+        # started from "/" (a service manager does that) is no choice of folder: it would allow everything
+        started_in = [cwd] if cwd.resolve() != Path(cwd.anchor) else []
         roots = [self.home, self.runs_root, self.uploads_dir, self.exports_dir, paths.REPO_ROOT,
-                 Path.cwd(), *self.extra_roots]
+                 *started_in, *self.extra_roots]
         out: list[Path] = []
         for root in roots:
             resolved = Path(root).expanduser().resolve()

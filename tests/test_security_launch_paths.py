@@ -1,0 +1,212 @@
+"""Who can reach the app, and which files the browser can make it touch (issue 6, Security).
+
+tests/test_app_security.py checks the rules as functions (check_exposure, sanitize_filename,
+store_upload, resolve_user_path) and that launch.py refuses a public bind without --auth. Here:
+
+* launch.py's flags reach gradio as they should (bind address, auth, share, upload size, served folders),
+  the loud warning of --insecure-no-auth, and the same rules for TUNESMITH_HOST / TUNESMITH_AUTH;
+* through the callbacks, a path typed in the browser cannot leave the allowed folders by ``..``, by a
+  symlink (for reading and, more important, for writing), into a hidden folder, or by naming a file
+  elsewhere; an app started from ``/`` does not allow the whole disk; oversized uploads are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from core.errors import UserError
+
+
+class FakeDemo:
+    """Stands in for the gradio Blocks: records what launch.py asks gradio to do."""
+
+    def __init__(self):
+        self.queue_kwargs, self.launch_kwargs = None, None
+
+    def queue(self, **kwargs):
+        self.queue_kwargs = kwargs
+        return self
+
+    def launch(self, **kwargs):
+        self.launch_kwargs = kwargs
+
+
+@pytest.fixture
+def start_app(monkeypatch, tmp_path):
+    """``start_app(*flags, **env) -> (exit code, FakeDemo)``, running launch.main in this process."""
+    import app.ui
+    import launch
+
+    for name in ("TUNESMITH_HOST", "TUNESMITH_AUTH", "TUNESMITH_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+
+    def run(*flags, **env):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        demo = FakeDemo()
+        monkeypatch.setattr(app.ui, "build_app", lambda settings: (demo, None))
+        return launch.main([*flags, "--no-queue-worker"]), demo
+    return run
+
+
+def test_default_binds_loopback_without_share(start_app, tmp_path):
+    code, demo = start_app()
+    kw = demo.launch_kwargs
+    assert code == 0 and kw["server_name"] == "127.0.0.1" and kw["share"] is False and kw["auth"] is None
+    assert kw["max_file_size"] == "512mb"  # gradio refuses bigger uploads before our callback sees them
+    assert kw["allowed_paths"] == [str(tmp_path / "home" / "configs")]  # the only folder gradio serves files from
+    assert demo.queue_kwargs["default_concurrency_limit"] >= 8
+
+
+def test_public_bind_needs_auth_and_passes_it_to_gradio(start_app, capsys):
+    code, demo = start_app("--host", "0.0.0.0", "--auth", "ann:s3:cret", "--max-upload-mb", "5")
+    kw = demo.launch_kwargs
+    assert code == 0 and kw["server_name"] == "0.0.0.0" and kw["auth"] == ("ann", "s3:cret")
+    assert kw["max_file_size"] == "5mb"
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_insecure_no_auth_serves_with_a_loud_warning(start_app, capsys):
+    code, demo = start_app("--share", "--insecure-no-auth")
+    err = capsys.readouterr().err
+    assert code == 0 and demo.launch_kwargs["share"] is True and demo.launch_kwargs["auth"] is None
+    assert "WITHOUT A PASSWORD" in err and "gradio.live" in err and err.count("!" * 78) == 2
+
+
+def test_environment_variables_follow_the_same_rules(start_app, capsys):
+    code, demo = start_app(TUNESMITH_HOST="0.0.0.0")
+    assert code == 2 and demo.launch_kwargs is None  # refused before gradio is asked for anything
+    assert "error: refusing to serve" in capsys.readouterr().err
+    code, demo = start_app(TUNESMITH_HOST="0.0.0.0", TUNESMITH_AUTH="ann:pw")
+    assert code == 0 and demo.launch_kwargs["auth"] == ("ann", "pw")
+
+
+# ---- paths typed in the browser, through the callbacks ---------------------------------------------------
+
+@pytest.fixture
+def folders(tmp_path, tiny_model_dir):
+    """An allowed folder (with links pointing out of it), a folder outside, and the app's settings."""
+    from app.settings import AppSettings
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    (outside / "secret.json").write_text(json.dumps([{"input": "secret", "output": "data"}]))
+    (outside / "run.yaml").write_text("training:\n  learning_rate: 0.0002\n")
+    (outside / "model.gguf").write_bytes(b"GGUF")
+    (allowed / "data.json").write_text(json.dumps([{"input": "q", "output": "a"}]))
+    (allowed / "link.json").symlink_to(outside / "secret.json")
+    (allowed / "linked_dir").symlink_to(outside)
+    (allowed / "config_link.yaml").symlink_to(outside / "run.yaml")
+    (allowed / ".hidden").mkdir()
+    settings = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path / "home")},
+                                    extra_roots=(str(allowed), str(tiny_model_dir)))
+    settings.ensure_dirs()
+    return settings, allowed, outside
+
+
+def _form(settings, allowed, tiny_model_dir, **changes):
+    from app.form import gui_default_config, values_from_config
+
+    values = {**values_from_config(gui_default_config()), "top/lang": "en", "model.name_or_path": str(tiny_model_dir),
+              "data.path": str(allowed / "data.json"), "data.map_fn": "default"}
+    values.update(changes)
+    return values
+
+
+def _outside_snapshot(outside):
+    return {p.name: p.read_bytes() for p in outside.iterdir()}
+
+
+def test_reading_cannot_escape_by_dotdot_symlink_or_absolute_path(folders, tiny_model_dir):
+    from app.callbacks import config_cb, data_cb, model_cb
+
+    settings, allowed, outside = folders
+    escapes = [str(allowed / ".." / "outside" / "secret.json"), str(allowed / "link.json"),
+               str(allowed / "linked_dir" / "secret.json"), str(outside / "secret.json")]
+    for path in escapes:
+        with pytest.raises(UserError, match="outside the folders"):
+            data_cb.inspect_data({"data.path": path}, settings)
+        with pytest.raises(UserError, match="outside the folders"):
+            data_cb.run_preview(_form(settings, allowed, tiny_model_dir, **{"data.path": path}), settings)
+    for path in (str(allowed / "config_link.yaml"), str(allowed / "linked_dir" / "run.yaml"), "/etc/passwd"):
+        with pytest.raises(UserError, match="outside the folders"):
+            config_cb.load_config({"top/config_path": path}, settings)
+    for path in (str(allowed / "linked_dir" / "model.gguf"), str(allowed / ".." / "outside" / "model.gguf")):
+        with pytest.raises(UserError, match="outside the folders"):
+            model_cb.import_gguf({"model/gguf_path": path}, settings)
+    with pytest.raises(UserError, match="outside the folders"):
+        model_cb.read_facts({"model.name_or_path": str(allowed / "linked_dir")}, settings)
+    # the control: the same callback reads a file that is inside
+    assert "data/suggest" in data_cb.inspect_data({"data.path": str(allowed / "data.json")}, settings)
+
+
+def test_writing_cannot_escape_by_symlink_dotdot_or_hidden_folder(folders, tiny_model_dir):
+    from app.callbacks import config_cb, export_cb, train_cb
+
+    settings, allowed, outside = folders
+    before = _outside_snapshot(outside)
+    form = _form(settings, allowed, tiny_model_dir)
+    for target in (allowed / "config_link.yaml", allowed / "linked_dir" / "new.yaml",
+                   allowed / ".." / "outside" / "new.yaml", allowed / ".hidden" / "new.yaml"):
+        with pytest.raises(UserError, match="outside the folders"):
+            config_cb.save_config({**form, "top/config_path": str(target)}, settings)
+    for run_dir in (allowed / "linked_dir" / "run", allowed / ".hidden" / "run", outside / "run"):
+        out = train_cb.start({**form, "output.run_dir": str(run_dir)}, settings)
+        assert "outside the folders" in out["train/status"], out
+    run = settings.runs_root / "r"
+    (run / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    for out_dir in (allowed / "linked_dir" / "export", allowed / ".." / "outside" / "export"):
+        with pytest.raises(UserError, match="outside the folders"):
+            list(export_cb.export({"export/run": str(run), "export/mode": "convert", "export/out_dir": str(out_dir),
+                                   "top/lang": "en"}, settings))
+    assert _outside_snapshot(outside) == before, "something was written outside the allowed folders"
+    saved = config_cb.save_config({**form, "top/config_path": str(allowed / "mine.yaml")}, settings)
+    assert (allowed / "mine.yaml").is_file() and "ts-ok" in saved["top/status"]  # the control
+
+
+def test_checkpoint_names_from_the_browser_cannot_leave_the_run(folders, tiny_model_dir):
+    from app.callbacks import chat_cb
+
+    settings, allowed, outside = folders
+    run = settings.runs_root / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    values = {"chat/source": "run", "chat/run": str(run), "chat/max_new_tokens": 8, "chat/temperature": 0.1,
+              "chat/top_p": 0.75, "chat/top_k": 40, "chat/repetition_penalty": 1.0, "top/lang": "en"}
+    for name in ("../../../outside", "../checkpoints/../../r", str(outside)):
+        with pytest.raises(UserError, match="not in"):
+            list(chat_cb.load({**values, "chat/checkpoint": name}, settings))
+
+
+def test_uploads_land_in_the_uploads_folder_and_big_configs_are_refused(folders, tmp_path):
+    from app.callbacks import config_cb, data_cb
+
+    settings, allowed, outside = folders
+    gradio_tmp = tmp_path / "gradio-tmp"
+    gradio_tmp.mkdir()
+    sneaky = gradio_tmp / "..secret .json"
+    sneaky.write_text(json.dumps([{"input": "q", "output": "a"}]))
+    out = data_cb.upload({"data/upload": str(sneaky), "top/lang": "en"}, settings)
+    stored = settings.uploads_dir / "secret.json"
+    assert out["data.path"] == str(stored) and stored.read_text() == sneaky.read_text()
+    big = gradio_tmp / "run.yaml"
+    big.write_text("# padding\n" * 120_000)
+    with pytest.raises(UserError, match="larger than 1 MB"):
+        config_cb.load_uploaded_config({"top/upload_cfg": str(big)}, settings)
+    assert sorted(p.name for p in settings.uploads_dir.iterdir()) == ["secret.json"]
+
+
+def test_an_app_started_from_the_root_folder_does_not_allow_the_whole_disk(folders, monkeypatch):
+    from app.security import resolve_user_path
+
+    settings, allowed, outside = folders
+    monkeypatch.chdir("/")
+    roots = settings.allowed_roots()
+    assert os.path.abspath("/") not in map(str, roots)
+    with pytest.raises(UserError, match="outside the folders"):
+        resolve_user_path("/etc/passwd", roots)
+    assert resolve_user_path(str(allowed / "data.json"), roots) == allowed / "data.json"
