@@ -30,6 +30,7 @@ test-fast: install
 bench: install
 	$(PY) bench/data_pipeline.py
 	$(PY) bench/train_step.py
+	$(PY) bench/chat_concurrency.py
 
 demo: install
 	$(PY) -m core import-gguf

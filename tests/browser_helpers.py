@@ -146,3 +146,29 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Records in the page itself when each answer's text changes (polling from here is far too coarse to see
+# a stream): window.__answers[n] = {first, last (ms since epoch), texts (distinct texts seen)}.
+WATCH_JS = """(selector) => {
+  const box = document.querySelector(selector);
+  window.__answers = {};
+  const seen = () => {
+    const bots = box.querySelectorAll("[data-testid='bot']");
+    if (!bots.length) return;
+    const n = bots.length - 1, text = bots[n].innerText, now = Date.now();
+    const a = window.__answers[n] || (window.__answers[n] = {first: now, last: now, texts: []});
+    if (a.texts[a.texts.length - 1] !== text) { a.texts.push(text); a.last = now; }
+  };
+  new MutationObserver(seen).observe(box, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def watch_answers(page, box: str = "chat/bot") -> None:
+    """Start recording every change of the chat box's answers (see WATCH_JS)."""
+    page.evaluate(WATCH_JS, sel(box))
+
+
+def answer_seen(page, n: int) -> dict | None:
+    """What the page saw of answer n: {first, last, texts}, or None before it started."""
+    return page.evaluate(f"() => window.__answers[{n}] || null")

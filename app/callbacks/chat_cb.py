@@ -8,12 +8,14 @@ keeps its own :class:`core.chat.ChatSession` pair in a ``gr.State``, so historie
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import commands
-from app.callbacks.common import check_source, lang_of
+from app.callbacks.common import check_source, import_transformers_once, lang_of
 from app.locales import text
 from app.registry import Update, ok_html
 from app.render_train import run_choice
@@ -23,9 +25,20 @@ from core.errors import UserError
 SOURCES = ("base", "run", "merged")
 STATE = "chat/state"
 MAX_ENGINES = 2
+# Each streamed update costs the server and the browser a re-render of the conversation; one per token
+# made 8 sessions streaming at once starve every other request. So the app sends about ten updates a
+# second in all, shared by the answers streaming at the moment (alone: ten a second, still reads as
+# live), and never fewer than two a second per answer.
+STREAM_EVERY_S = 0.1
+STREAM_EVERY_MAX_S = 0.5
+_STREAMING = [0]
+_STREAMING_LOCK = threading.Lock()
 
 _ENGINES: "OrderedDict[tuple, object]" = OrderedDict()
 _ENGINES_LOCK = threading.Lock()
+# One load at a time: sessions that press Load together would otherwise each load the same weights,
+# and the first imports of transformers are not thread-safe (its lazy module raises ImportError).
+_LOADING_LOCK = threading.Lock()
 
 
 @dataclass
@@ -41,18 +54,29 @@ class ChatState:
 
 def engine_for(model: str, adapter: str | None, trust_remote_code: bool = False):
     """A loaded ChatEngine, shared and cached by (model, adapter); at most MAX_ENGINES stay loaded."""
+    import_transformers_once()
     from core.chat import ChatEngine
 
     key = (model, adapter or "", bool(trust_remote_code))
-    with _ENGINES_LOCK:
-        if key in _ENGINES:
-            _ENGINES.move_to_end(key)
-            return key, _ENGINES[key]
-    engine = ChatEngine.load(model, adapter=adapter, trust_remote_code=trust_remote_code)
-    with _ENGINES_LOCK:
-        _ENGINES[key] = engine
-        while len(_ENGINES) > MAX_ENGINES:
-            _ENGINES.popitem(last=False)  # sessions still holding it keep it alive until they close
+
+    def cached():
+        with _ENGINES_LOCK:
+            if key in _ENGINES:
+                _ENGINES.move_to_end(key)
+                return _ENGINES[key]
+        return None
+
+    engine = cached()
+    if engine is not None:
+        return key, engine
+    with _LOADING_LOCK:
+        engine = cached()  # loaded by the session that held the lock before us
+        if engine is None:
+            engine = ChatEngine.load(model, adapter=adapter, trust_remote_code=trust_remote_code)
+            with _ENGINES_LOCK:
+                _ENGINES[key] = engine
+                while len(_ENGINES) > MAX_ENGINES:
+                    _ENGINES.popitem(last=False)  # sessions still holding it keep it alive until they close
     return key, engine
 
 
@@ -167,6 +191,27 @@ def _apply(values: dict, state: ChatState) -> list:
     return sessions
 
 
+@contextmanager
+def _streaming():
+    with _STREAMING_LOCK:
+        _STREAMING[0] += 1
+    try:
+        yield
+    finally:
+        with _STREAMING_LOCK:
+            _STREAMING[0] -= 1
+
+
+def update_interval(streaming: int | None = None) -> float:
+    """Seconds between two updates of one streaming answer, given how many answers stream now.
+
+    >>> update_interval(1), update_interval(3), update_interval(8)
+    (0.1, 0.3, 0.5)
+    """
+    n = _STREAMING[0] if streaming is None else streaming
+    return round(min(STREAM_EVERY_MAX_S, STREAM_EVERY_S * max(1, n)), 3)
+
+
 def send(values: dict, settings: AppSettings):
     """Generator: stream the answer into the chat box (then the base model's, in A/B mode)."""
     state: ChatState | None = values.get(STATE)
@@ -185,11 +230,15 @@ def send(values: dict, settings: AppSettings):
         shown[box] = shown[box] + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     yield {"chat/input": "", **{box: shown[box] for box in boxes[:len(sessions)]}, "chat/status": ""}
     for box, session in zip(boxes, sessions):
-        answer = ""
-        for delta in session.stream(message):
-            answer += delta
-            shown[box][-1] = {"role": "assistant", "content": answer}
-            yield {box: shown[box]}
+        answer, sent_at = "", 0.0
+        with _streaming():
+            for delta in session.stream(message):
+                answer += delta
+                if time.monotonic() - sent_at >= update_interval():
+                    shown[box][-1] = {"role": "assistant", "content": answer}
+                    yield {box: shown[box]}
+                    sent_at = time.monotonic()
+        shown[box][-1] = {"role": "assistant", "content": answer}
         info = session.last
         yield {box: shown[box], "chat/status": ok_html(
             f"{info.new_tokens} tokens · {info.tokens_per_s:.1f} tokens/s · stop: {info.stop_reason}"

@@ -71,10 +71,28 @@ def problems_html(problems: list, heading: str) -> str:
 
 _TOKENIZERS: dict[str, Any] = {}
 _TOKENIZER_LOCK = threading.Lock()
+_TRANSFORMERS_LOCK = threading.Lock()
+
+
+def import_transformers_once() -> None:
+    """Import transformers (and torch) in one thread while the others wait.
+
+    Its first import is not thread-safe: two callbacks importing it at the same moment (two people
+    pressing Load in Chat, or a preview while the memory estimate runs) make one of them fail with
+    "cannot import name 'AutoTokenizer' from 'transformers'". Once imported, using it from many
+    threads is fine. Call this first in every callback that may be the first to need it.
+    """
+    import sys
+
+    if "transformers" in sys.modules and not _TRANSFORMERS_LOCK.locked():
+        return
+    with _TRANSFORMERS_LOCK:
+        import transformers  # noqa: F401
 
 
 def tokenizer_for(model_name_or_path: str, trust_remote_code: bool = False):
     """The model's tokenizer, loaded once per path (transformers is imported here, not at start-up)."""
+    import_transformers_once()
     from core.gguf_import import resolve_tokenizer_path
 
     path = resolve_tokenizer_path(model_name_or_path)

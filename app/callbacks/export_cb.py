@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 
 from app import commands
-from app.callbacks.common import check_source, lang_of
+from app.callbacks.common import check_source, import_transformers_once, lang_of
 from app.locales import text
 from app.registry import Update, ok_html
 from app.render_train import run_choice
@@ -102,6 +102,7 @@ def progress_bar(fraction: float, message: str, state: str = "run") -> str:
 
 def export(values: dict, settings: AppSettings):
     """Generator: yields progress updates, then the output folder (never overwrites anything)."""
+    import_transformers_once()
     from core.export import convert_to_hf, merge_adapter
 
     mode = values.get("export/mode") or "merge"

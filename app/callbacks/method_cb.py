@@ -6,7 +6,7 @@ import functools
 from html import escape
 
 from app import commands
-from app.callbacks.common import lang_of
+from app.callbacks.common import import_transformers_once, lang_of
 from app.form import config_from_values, method_defaults, values_from_config
 from app.locales import text
 from app.registry import Update
@@ -96,6 +96,7 @@ def _estimate_dict(est) -> dict:
 
 def estimate(values: dict) -> dict:
     """Live GPU-memory estimate for the form's config."""
+    import_transformers_once()
     from core.memory import estimate_memory
 
     cfg = config_from_values(values)
@@ -110,6 +111,7 @@ def estimate(values: dict) -> dict:
 
 def fit(values: dict) -> dict:
     """Pick QLoRA / batch size / gradient checkpointing / max length so the estimate fits the GPU."""
+    import_transformers_once()
     from core.memory import fit_to_gpu
 
     cfg = config_from_values(values)

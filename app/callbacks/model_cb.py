@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app import commands
-from app.callbacks.common import check_source, lang_of
+from app.callbacks.common import check_source, import_transformers_once, lang_of
 from app.locales import text
 from app.registry import Update, ok_html
 from app.render_data import facts_html
@@ -49,6 +49,7 @@ def trust_warning(values: dict) -> dict:
 
 def read_facts(values: dict, settings: AppSettings) -> dict:
     """Parameters, layers, hidden size, vocabulary, context and dtype from config.json (no weights)."""
+    import_transformers_once()
     from core.model_info import model_facts
 
     name = check_source(values.get("model.name_or_path") or "", settings, "model", allow_embedded=True)
@@ -58,6 +59,7 @@ def read_facts(values: dict, settings: AppSettings) -> dict:
 
 def import_gguf(values: dict, settings: AppSettings) -> dict:
     """Import a GGUF file into models/<name> and select it (about 30 s for a small model)."""
+    import_transformers_once()
     from core.gguf_import import import_gguf as do_import
 
     src = resolve_user_path(values.get("model/gguf_path") or "", settings.allowed_roots(), what="GGUF file")

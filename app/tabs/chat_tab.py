@@ -51,11 +51,15 @@ def wire(ctx: BuildContext, tab) -> None:
     reg.wire(tab.select, partial(chat_cb.refresh, settings=s), listing, status="chat/status")
     reg.wire(reg["chat/run"].input, partial(chat_cb.pick_run, settings=s), ["chat/checkpoint"],
              inputs=["chat/run"], status="chat/status")
+    # Load and Send read only the Chat tab (plus the language and the Model tab's trust box): sending
+    # every widget of the studio with each message made busy chat sessions slow for everyone.
+    chat_inputs = [i for i in reg.input_ids() if i.startswith("chat/")] + ["top/lang", "model.trust_remote_code"]
     reg.wire(reg["chat/load_btn"].click, partial(chat_cb.load, settings=s),
-             [chat_cb.STATE, "chat/bot", "chat/bot_b", "chat/cmd", "chat/ab"], status="chat/status")
+             [chat_cb.STATE, "chat/bot", "chat/bot_b", "chat/cmd", "chat/ab"], inputs=chat_inputs,
+             status="chat/status")
     for event in (reg["chat/send_btn"].click, reg["chat/input"].submit):
         reg.wire(event, partial(chat_cb.send, settings=s), ["chat/input", "chat/bot", "chat/bot_b"],
-                 status="chat/status")
+                 inputs=chat_inputs, status="chat/status")
     reg.wire(reg["chat/stop_btn"].click, chat_cb.stop, [], inputs=[chat_cb.STATE], status="chat/status",
              queue=False)
     reg.wire(reg["chat/clear_btn"].click, chat_cb.clear, ["chat/bot", "chat/bot_b"], inputs=[chat_cb.STATE],

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from core.chat.settings import GenerationSettings
 from core.chat.stopping import earliest_stop, make_stopping_criteria, sampling_processors
+from core.chat.turns import Turns
 from core.errors import UserError
 
 
@@ -88,6 +89,7 @@ class ChatEngine:
         self.context_limit = max_context or self._model_context()
         self.tokenizer_lock = threading.Lock()
         self._gate = _AdapterGate(model, self.has_adapter)
+        self._turns = Turns()  # conversations generating at once take one step each in turn
         self._session = None
 
     # ---- building -------------------------------------------------------------------------
@@ -209,7 +211,8 @@ class ChatEngine:
 
         stop_words = self.stop_words(template, settings.stop_words)
         eos = self.eos_ids(stop_words)
-        criteria = make_stopping_criteria(self.tokenizer, len(prompt_ids), stop_words, cancel, self.tokenizer_lock)
+        criteria = make_stopping_criteria(self.tokenizer, len(prompt_ids), stop_words, cancel, self.tokenizer_lock,
+                                          between_steps=self._turns.pass_on)
         if on_start is not None:
             on_start(criteria)
         gen = copy.deepcopy(self._hf_model.generation_config)
@@ -219,7 +222,7 @@ class ChatEngine:
                    repetition_penalty=settings.repetition_penalty if settings.repetition_penalty != 1 else None)
         processors = None if settings.greedy else sampling_processors(settings, seed_generator)
         input_ids = torch.tensor([prompt_ids], device=self.device)
-        with self._gate.mode(use_adapter and self.has_adapter), torch.inference_mode():
+        with self._gate.mode(use_adapter and self.has_adapter), self._turns.held(), torch.inference_mode():
             out = self._hf_model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                           generation_config=gen, logits_processor=processors,
                                           stopping_criteria=StoppingCriteriaList([criteria]), streamer=streamer)

@@ -62,8 +62,13 @@ class StopWordFilter:
         return best
 
 
-def make_stopping_criteria(tokenizer, prompt_len: int, stop_words, cancel: threading.Event, tokenizer_lock):
-    """A StoppingCriteria that ends generation on cancel or once a stop word appears in the answer."""
+def make_stopping_criteria(tokenizer, prompt_len: int, stop_words, cancel: threading.Event, tokenizer_lock,
+                           between_steps=None):
+    """A StoppingCriteria that ends generation on cancel or once a stop word appears in the answer.
+
+    It is called once per generated token, so it also calls ``between_steps()`` (if given) there: the
+    point where a generation hands its turn to the others (see :mod:`core.chat.turns`).
+    """
     import torch
     from transformers import StoppingCriteria
 
@@ -85,6 +90,8 @@ def make_stopping_criteria(tokenizer, prompt_len: int, stop_words, cancel: threa
                     text = tokenizer.decode(tail, skip_special_tokens=False)
                 if earliest_stop(text, stop_words) >= 0:
                     done, self.reason = True, "stop_word"
+            if between_steps is not None and not done:
+                between_steps()
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
     return _Stop()
