@@ -56,6 +56,12 @@ def _wait(page, predicate, timeout_s, what):
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def _steps_logged(run_dir) -> int:
+    from core.train.rundir import RunDir
+
+    return max((m["step"] for m in RunDir(run_dir).read_metrics() if m.get("kind") == "train"), default=0)
+
+
 def _configure(page, home, data: str, steps: int) -> None:
     open_tab(page, "2 · Model")
     fill(page, "model.name_or_path", home / "models" / "tiny")
@@ -77,6 +83,15 @@ def test_app_restart_reattaches_then_stop_and_a_failed_run(home, browser):
         started = wait_text(page, "train/status", "Started run", 60)
         run_name = started.split("Started run", 1)[1].split("\n")[0].strip().rstrip(".")
         _wait(page, lambda: _state(page) == "running", 120, "the run to be running")
+
+        # the browser goes away (tab, session and all): training goes on with no page open
+        page.context.close()
+        steps = _steps_logged(home / "runs" / run_name)
+        deadline = time.monotonic() + 60
+        while _steps_logged(home / "runs" / run_name) < steps + 3:
+            assert time.monotonic() < deadline, "training stalled while no browser was open"
+            time.sleep(0.5)
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
 
         # the GUI process dies (kill -9); the run goes on; a new GUI attaches to it
         os.kill(app.proc.pid, signal.SIGKILL)

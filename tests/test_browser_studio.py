@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, AppProcess, chromium_missing_reason, choose, click, fill,
-                             kill_runs, open_accordion, open_tab, sel, shot, text_of, value_of, wait_text)
+from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, AppProcess, answer_seen, chromium_missing_reason, choose, click,
+                             fill, kill_runs, open_accordion, open_tab, sel, shot, text_of, value_of, wait_text,
+                             watch_answers)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 _missing = chromium_missing_reason()
@@ -173,21 +174,17 @@ def test_data_train_reload_export_chat(app, home, page):
     # ---- Chat: talk to the run's adapter, streamed
     open_tab(page, "6 · Chat")
     wait_until(page, lambda: run_name in value_of(page, "chat/run"), 30, "the run preselected in Chat")
-    fill(page, "chat/max_new_tokens", 40)
+    # long enough that a fast machine still sends several updates (they go out ten times a second)
+    fill(page, "chat/max_new_tokens", 300)
     fill(page, "chat/temperature", 0)
     click(page, "chat/load_btn")
     wait_text(page, "chat/status", "Loaded", 120)
+    watch_answers(page)
     fill(page, "chat/input", "Who are you?", enter=True)
-    bot = page.locator(f"{sel('chat/bot')} [data-testid='bot']")
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and "tokens/s" not in text_of(page, "chat/status"):
-        if bot.count():
-            seen.append(bot.last.inner_text())
-        page.wait_for_timeout(50)
-    seen.append(bot.last.inner_text())
-    assert seen[-1].strip(), "no answer arrived"
-    assert len({s for s in seen if s.strip()}) >= 2, "the answer did not stream"
+    wait_text(page, "chat/status", "tokens/s", 120)
+    seen = answer_seen(page, 0)
+    assert seen and seen["texts"][-1].strip(), "no answer arrived"
+    assert len(seen["texts"]) >= 2, f"the answer did not stream: {seen}"
     shot(page, "tab_chat")
 
     # ---- the language switches live

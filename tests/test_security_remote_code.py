@@ -114,6 +114,8 @@ def test_chat_tab_passes_the_model_tabs_choice(monkeypatch, tmp_path, tiny_model
         raise UserError("stop here.", "-")
 
     monkeypatch.setattr(ChatEngine, "load", staticmethod(fake_load))
+    # an engine another test left in the app's cache would answer without loading
+    monkeypatch.setattr(chat_cb, "_ENGINES", type(chat_cb._ENGINES)())
     settings = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}, extra_roots=(str(tiny_model_dir),))
     values = {"chat/source": "base", "chat/base": str(tiny_model_dir), "chat/max_new_tokens": 8,
               "chat/temperature": 0.1, "chat/top_p": 0.75, "chat/top_k": 40, "chat/repetition_penalty": 1.0,
