@@ -129,7 +129,8 @@ def merge_command(base: str, adapter: str, out_dir: str, dtype: str, shard: str)
 
 
 def chat_command(model: str, *, adapter: str = "", template: str = "auto", system: str = "",
-                 temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 256) -> str:
+                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 40, repetition_penalty: float = 1.0,
+                 max_new_tokens: int = 256) -> str:
     args = [*PY, "chat", model]
     if adapter:
         args += ["--adapter", adapter]
@@ -137,5 +138,8 @@ def chat_command(model: str, *, adapter: str = "", template: str = "auto", syste
         args += ["--prompt-template", template]
     if system:
         args += ["--system", system]
-    args += ["--temperature", f"{temperature:g}", "--top-p", f"{top_p:g}", "--max-new-tokens", str(int(max_new_tokens))]
+    args += ["--temperature", f"{temperature:g}", "--top-p", f"{top_p:g}", "--top-k", str(int(top_k))]
+    if repetition_penalty != 1:
+        args += ["--repetition-penalty", f"{repetition_penalty:g}"]
+    args += ["--max-new-tokens", str(int(max_new_tokens))]
     return show(args)

@@ -50,7 +50,8 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         # On every page load (a reload or a new browser): re-attach to a live run, fill lists.
         form = [i for i in form_ids() if i in reg]
         reg.wire(demo.load, partial(train_cb.on_load, settings=settings),
-                 ["train/current", "train/runs", "train/seen", *form], inputs=["train/current", "top/lang"],
+                 ["train/current", "train/runs", "train/seen", "train/cmd", *form],
+                 inputs=["train/current", "top/lang"],
                  status="train/status")
         reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings),
                  ["data/suggest", "data.map_fn", "data/columns", *data_cb.COLUMN_IDS.values()],

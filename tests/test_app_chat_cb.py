@@ -64,3 +64,20 @@ def test_bad_inputs_give_clear_messages(settings, tiny_model_dir):
         list(chat_cb.load(_values("/etc"), settings))
     with pytest.raises(UserError, match="unknown prompt template"):
         list(chat_cb.send({**base, "chat/template": "nope"}, settings))
+
+
+def test_the_command_line_follows_the_sampling_boxes_and_parses(settings, tiny_model_dir):
+    """Changed after Load, the sampling reaches the shown CLI line, and the CLI reads it back the same."""
+    import shlex
+
+    from core.cli import build_parser
+
+    state = list(chat_cb.load(_values(tiny_model_dir), settings))[-1]["chat/state"]
+    changed = {"chat/max_new_tokens": 5, "chat/top_k": 7, "chat/temperature": 0.3, "chat/repetition_penalty": 1.2}
+    first = next(chat_cb.send(_values(tiny_model_dir, **{"chat/state": state, "chat/input": "Hi"}, **changed),
+                              settings))
+    words = shlex.split(first["chat/cmd"])
+    assert words[:4] == ["python", "-m", "core", "chat"]
+    args = build_parser().parse_args(words[3:])
+    assert (args.model, args.max_new_tokens, args.top_k, args.temperature, args.repetition_penalty, args.top_p) == \
+        (str(tiny_model_dir), 5, 7, 0.3, 1.2, 0.75)

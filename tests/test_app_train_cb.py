@@ -166,6 +166,8 @@ def test_reload_reattaches_to_a_live_run(settings):
     assert out["train/current"] == str(rd.path) and out["train/runs"]["value"] == str(rd.path)
     assert out["model.name_or_path"] == gui_default_config().model.name_or_path  # the run's form is shown
     assert out["output.run_dir"] == ""
+    assert out["train/cmd"] == f"python -m core train {rd.path / 'config.yaml'} --work-dir {rd.path}"
+    assert train_cb.open_run({"train/runs": str(rd.path), "top/lang": "en"}, settings)["train/cmd"] == out["train/cmd"]
     # a finished run is listed but not re-attached automatically
     rd.write_status(state="finished")
     out = train_cb.on_load({"train/current": "", "top/lang": "en"}, settings)

@@ -165,11 +165,16 @@ def load(values: dict, settings: AppSettings):
     lang = lang_of(values)
     yield {STATE: state, "chat/bot": [], "chat/bot_b": [],
            "chat/status": ok_html(text("chat_loaded", lang, what=label)),
-           "chat/cmd": commands.chat_command(model, template=values.get("chat/template") or "auto",
-                                             system=values.get("chat/system") or "",
-                                             temperature=gen.temperature, top_p=gen.top_p,
-                                             max_new_tokens=gen.max_new_tokens),
+           "chat/cmd": _command(values, model, gen),
            "chat/ab": Update(interactive=engine.has_adapter, value=bool(values.get("chat/ab")) and engine.has_adapter)}
+
+
+def _command(values: dict, model: str, gen) -> str:
+    """The CLI line that chats with the same model and the settings in the boxes now."""
+    return commands.chat_command(model, template=values.get("chat/template") or "auto",
+                                 system=values.get("chat/system") or "", temperature=gen.temperature,
+                                 top_p=gen.top_p, top_k=gen.top_k, repetition_penalty=gen.repetition_penalty,
+                                 max_new_tokens=gen.max_new_tokens)
 
 
 def _template(values: dict, engine) -> str | None:
@@ -228,7 +233,9 @@ def send(values: dict, settings: AppSettings):
     shown = {box: list(values.get(box) or []) for box in boxes}
     for box, session in zip(boxes, sessions):
         shown[box] = shown[box] + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-    yield {"chat/input": "", **{box: shown[box] for box in boxes[:len(sessions)]}, "chat/status": ""}
+    # the command line follows the boxes: sampling may have changed since Load
+    yield {"chat/input": "", **{box: shown[box] for box in boxes[:len(sessions)]}, "chat/status": "",
+           "chat/cmd": _command(values, state.key[0], sessions[0].settings)}
     for box, session in zip(boxes, sessions):
         answer, sent_at = "", 0.0
         with _streaming():

@@ -201,7 +201,13 @@ def open_run(values: dict, settings: AppSettings) -> dict:
     if not chosen:
         raise UserError(text("no_run", lang_of(values)), "Pick a run from the list.")
     run_dir = resolve_user_path(chosen, settings.allowed_roots(), what="run folder")
-    return {CURRENT: str(run_dir), SEEN: "", STATUS: ""}
+    return {CURRENT: str(run_dir), SEEN: "", STATUS: "", "train/cmd": run_command(run_dir)}
+
+
+def run_command(run_dir) -> str:
+    """The CLI line that trains this run again from its own config.yaml (what Start showed)."""
+    config = Path(run_dir) / "config.yaml"
+    return commands.train_command(str(config), work_dir=str(run_dir)) if config.is_file() else ""
 
 
 def on_load(values: dict, settings: AppSettings) -> dict:
@@ -216,6 +222,7 @@ def on_load(values: dict, settings: AppSettings) -> dict:
         out[CURRENT] = live[0]["run_dir"]
         out["train/runs"]["value"] = live[0]["run_dir"]
         out[SEEN] = ""
+        out["train/cmd"] = run_command(live[0]["run_dir"])
         try:
             out.update(form_of_run(live[0]["run_dir"]))
         except UserError:

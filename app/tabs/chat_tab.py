@@ -58,7 +58,7 @@ def wire(ctx: BuildContext, tab) -> None:
              [chat_cb.STATE, "chat/bot", "chat/bot_b", "chat/cmd", "chat/ab"], inputs=chat_inputs,
              status="chat/status")
     for event in (reg["chat/send_btn"].click, reg["chat/input"].submit):
-        reg.wire(event, partial(chat_cb.send, settings=s), ["chat/input", "chat/bot", "chat/bot_b"],
+        reg.wire(event, partial(chat_cb.send, settings=s), ["chat/input", "chat/bot", "chat/bot_b", "chat/cmd"],
                  inputs=chat_inputs, status="chat/status")
     reg.wire(reg["chat/stop_btn"].click, chat_cb.stop, [], inputs=[chat_cb.STATE], status="chat/status",
              queue=False)

@@ -90,7 +90,8 @@ def wire(ctx: BuildContext, timer: gr.Timer) -> None:
              inputs=["train/current", "top/lang"], status="train/status")
     reg.wire(reg["train/refresh_btn"].click, partial(train_cb.refresh_runs, settings=s), ["train/runs"],
              inputs=[], status="train/status")
-    reg.wire(reg["train/open_btn"].click, partial(train_cb.open_run, settings=s), ["train/current", "train/seen"],
+    reg.wire(reg["train/open_btn"].click, partial(train_cb.open_run, settings=s),
+             ["train/current", "train/seen", "train/cmd"],
              inputs=["train/runs", "top/lang"], status="train/status")
     poll_inputs = ["train/current", "train/seen", "train/log_scale", "top/lang"]
     # Polling only reads files: never make it wait behind other events (no queue badge flicker).
