@@ -115,8 +115,7 @@ def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path |
     handle = launch(cfg, run_dir)
     return {CURRENT: str(handle.run_dir), SEEN: "", "train/confirm": Update(visible=False),
             STATUS: ok_html(text("run_started", lang_of(values), run=handle.run_dir.name)),
-            "train/cmd": commands.train_command(str(handle.rd.config_path), work_dir=str(handle.run_dir),
-                                                resume=bool(cfg.training.resume_from)),
+            "train/cmd": run_command(handle.run_dir, resume=bool(cfg.training.resume_from)),
             **refresh_runs(values, settings, str(handle.run_dir))}
 
 
@@ -204,10 +203,12 @@ def open_run(values: dict, settings: AppSettings) -> dict:
     return {CURRENT: str(run_dir), SEEN: "", STATUS: "", "train/cmd": run_command(run_dir)}
 
 
-def run_command(run_dir) -> str:
-    """The CLI line that trains this run again from its own config.yaml (what Start showed)."""
-    config = Path(run_dir) / "config.yaml"
-    return commands.train_command(str(config), work_dir=str(run_dir)) if config.is_file() else ""
+def run_command(run_dir, resume: bool = False) -> str:
+    """The CLI line that trains this run from its own config.yaml (what Start shows; empty without one)."""
+    from core.train.rundir import RunDir
+
+    config = RunDir(run_dir).config_path
+    return commands.train_command(str(config), work_dir=str(run_dir), resume=resume) if config.is_file() else ""
 
 
 def on_load(values: dict, settings: AppSettings) -> dict:
