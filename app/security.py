@@ -12,6 +12,7 @@ Three rules, each a pure function with tests:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import shutil
@@ -22,6 +23,9 @@ from pathlib import Path
 from core.errors import UserError
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+# The files that make a folder a run folder (core/train/rundir.py); an upload never takes these names.
+RUN_FILE_NAMES = frozenset({"status.json", "config.yaml", "command.txt", "metrics.jsonl", "samples.jsonl",
+                            "train.log", "stop", "deepspeed.json"})
 ALLOWED_UPLOAD_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".tsv", ".gguf", ".yaml", ".yml")
 
 
@@ -85,23 +89,42 @@ def check_exposure(host: str, share: bool, auth: str | None, insecure_no_auth: b
 
 
 def sanitize_filename(name: str, *, max_len: int = 120) -> str:
-    """A safe, plain file name: no folders, no leading dots, only ``[A-Za-z0-9._-]``.
+    """A safe, plain file name: no folders, no leading dots, only letters, digits and ``._-``.
+
+    Letters and digits of any script are kept (a Chinese or Cyrillic name stays readable and keeps
+    its extension); accents are dropped, and anything else becomes ``_``. A name with nothing
+    readable left becomes ``upload-<hash of the name>``, so names that differ stay apart.
 
     >>> sanitize_filename("../../etc/pass wd.json")
     'pass_wd.json'
     >>> sanitize_filename("C:\\\\Users\\\\x\\\\..\\\\données 1.csv")
     'donnees_1.csv'
+    >>> sanitize_filename("数据.json"), sanitize_filename("💾.json")
+    ('数据.json', 'upload-f24bba0f.json')
     >>> sanitize_filename("...")
     'upload'
     """
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._-") or "upload"
+    original = re.split(r"[\\/]", name or "")[-1]
+    base = unicodedata.normalize("NFKD", original)
+    base = unicodedata.normalize("NFKC", "".join(c for c in base if not unicodedata.combining(c)))
+    # \w is Unicode-aware: letters and digits of every script survive; control, format (bidi
+    # overrides), symbols and separators do not.
+    base = re.sub(r"[^\w.-]+", "_", base.lstrip("."))
     stem, dot, suffix = base.rpartition(".")
-    if dot and len(suffix) <= 10:
-        stem = stem[: max_len - len(suffix) - 1].rstrip("._-") or "upload"
-        return f"{stem}.{suffix.lower()}"
-    return base[:max_len]
+    if not (dot and 0 < len(suffix) <= 10 and suffix.isascii() and suffix.isalnum()):
+        stem, suffix = base, ""
+    stem = stem.strip("._-")
+    if not stem:
+        if not original.strip(". "):
+            stem = "upload"
+        else:
+            stem = "upload-" + hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    ext = f".{suffix.lower()}" if suffix else ""
+    # The limit is in bytes: file systems cap names at 255 bytes, and a CJK character takes three.
+    budget = max_len - len(ext)
+    while len(stem.encode("utf-8")) > budget:
+        stem = stem[:-1]
+    return (stem.rstrip("._-") or "upload") + ext
 
 
 def _unique(folder: Path, name: str) -> Path:
@@ -131,6 +154,10 @@ def store_upload(src: str | Path, original_name: str, uploads_dir: Path, *, max_
                         "Give its path in the 'path' box instead (it is read in place), or start the app "
                         "with a larger --max-upload-mb.")
     name = sanitize_filename(original_name or src.name)
+    if name.lower() in RUN_FILE_NAMES:
+        # uploads/status.json would make the uploads folder look like a run folder to anything that
+        # recognises runs by their files.
+        name = f"upload-{name}"
     if not name.lower().endswith(suffixes):
         raise UserError(f"{original_name!r} is not a file kind the app reads.",
                         f"Upload one of: {', '.join(suffixes)}.")

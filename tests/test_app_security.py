@@ -77,9 +77,46 @@ def test_launch_rejects_malformed_auth(tmp_path):
     (".bashrc", "bashrc"),
     ("", "upload"),
     ("a" * 300 + ".json", "a" * 115 + ".json"),
+    ("数据.json", "数据.json"),
+    ("训练 数据 v2.JSONL", "训练_数据_v2.jsonl"),
+    ("данные.csv", "данные.csv"),
+    ("\u202egnp.json", "gnp.json"),
+    ("数" * 100 + ".json", "数" * 38 + ".json"),
 ])
 def test_sanitize_filename(raw, expected):
     assert sanitize_filename(raw) == expected
+
+
+def test_a_name_with_nothing_readable_keeps_its_extension_and_a_stable_distinct_name():
+    first, second = sanitize_filename("💾.json"), sanitize_filename("📀.json")
+    assert first.startswith("upload-") and first.endswith(".json") and first != second
+    assert sanitize_filename("💾.json") == first
+
+
+def test_a_non_ascii_upload_is_stored_under_a_readable_name(tmp_path):
+    """Issue 9: '数据.json' was refused as 'not a file kind the app reads' (the name was dropped and
+    the extension check saw 'json')."""
+    src = tmp_path / "tmp-upload"
+    src.write_text('[{"input": "a", "output": "b"}]', encoding="utf-8")
+    stored = store_upload(src, "数据.json", tmp_path / "uploads", max_mb=1)
+    assert stored == tmp_path / "uploads" / "数据.json" and stored.read_text(encoding="utf-8") == src.read_text()
+    again = store_upload(src, "数据.json", tmp_path / "uploads", max_mb=1)
+    assert again.name == "数据-1.json"
+    assert len(stored.name.encode()) <= 120
+
+
+def test_an_upload_never_takes_the_name_of_a_run_file(tmp_path):
+    """Issue 9: an upload named status.json made the uploads folder look like a run."""
+    src = tmp_path / "tmp-upload"
+    src.write_text('{"state": "running", "pgid": 1}')
+    uploads = tmp_path / "uploads"
+    for name in ("status.json", "config.yaml", "STATUS.JSON"):
+        stored = store_upload(src, name, uploads, max_mb=1)
+        assert stored.name.startswith("upload-")
+    assert not (uploads / "status.json").exists() and not (uploads / "config.yaml").exists()
+    from core.train.rundir import RunDir
+
+    assert not RunDir(uploads).exists()
 
 
 def test_store_upload_sanitises_limits_and_never_overwrites(tmp_path):
