@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                    help="another folder that paths typed in the browser may use (repeatable)")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest accepted upload (default 512)")
+    p.add_argument("--login-max-failures", type=int, default=5, metavar="N",
+                   help="with --auth: wrong passwords in a row before a client is locked out (default 5)")
+    p.add_argument("--login-lockout-s", type=float, default=60.0, metavar="S",
+                   help="with --auth: first lockout in seconds, doubling with each further one (default 60)")
     p.add_argument("--no-queue-worker", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -60,16 +64,26 @@ def main(argv: list[str] | None = None) -> int:
     from app.run_queue import QueueWorker
     from app.ui import build_app
 
+    auth, app_kwargs = None, {}
+    if exposure.auth:
+        from starlette.middleware import Middleware
+
+        from app.security import ClientHostMiddleware, LoginThrottle
+
+        # A plain (user, password) tuple lets a client guess as fast as it can send requests.
+        auth = LoginThrottle(*exposure.auth, max_failures=max(1, args.login_max_failures),
+                             lockout_s=max(0.0, args.login_lockout_s)).login
+        app_kwargs = {"middleware": [Middleware(ClientHostMiddleware)]}
     demo, _ = build_app(settings)
     if not args.no_queue_worker:
         QueueWorker(settings.runs_root).start()
     print(f"Tunesmith: runs in {settings.runs_root}, uploads in {settings.uploads_dir} "
           f"(built in {time.monotonic() - T0:.1f}s)", flush=True)
     demo.queue(default_concurrency_limit=8).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=exposure.auth,
+        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
         auth_message="Tunesmith" if exposure.auth else None, css=CSS, show_error=True, quiet=False,
         max_file_size=f"{settings.max_upload_mb}mb", ssr_mode=False, footer_links=[],
-        allowed_paths=[str(settings.home / "configs")])
+        allowed_paths=[str(settings.home / "configs")], app_kwargs=app_kwargs)
     return 0
 
 

@@ -8,17 +8,25 @@ Three rules, each a pure function with tests:
   under the app's uploads folder, never overwriting an earlier upload.
 * :func:`resolve_user_path` - a path typed in the browser is expanded, resolved (symlinks too) and
   must fall inside one of the allowed folders.
+* :class:`LoginThrottle` - with ``--auth``, a client that keeps guessing the password is slowed
+  down, then locked out for a while (the right password included).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
+import hmac
 import ipaddress
 import re
 import shutil
+import threading
+import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from core.errors import UserError
 
@@ -86,6 +94,113 @@ def check_exposure(host: str, share: bool, auth: str | None, insecure_no_auth: b
     return Exposure(None, f"{bar}\nWARNING: serving Tunesmith on {where} WITHOUT A PASSWORD "
                           f"(--insecure-no-auth).\nAnyone who can reach it can start jobs and read files "
                           f"in the allowed folders.\n{bar}")
+
+
+# The address of the client whose request is being served, set by ClientHostMiddleware. gradio calls an
+# auth callable with (username, password) only, so the login check reads the client from here.
+CLIENT_HOST: contextvars.ContextVar[str] = contextvars.ContextVar("tunesmith_client_host", default="")
+
+
+class ClientHostMiddleware:
+    """ASGI middleware: remembers the peer address of each request for :class:`LoginThrottle`.
+
+    Only the socket's peer address counts: an ``X-Forwarded-For`` header is whatever the guesser
+    writes, so trusting it would give every guess a fresh client. Behind ``--share`` every browser
+    arrives through the same tunnel, so the lockout is shared by all of them (safe, if blunt).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        client = scope.get("client") if scope.get("type") in ("http", "websocket") else None
+        token = CLIENT_HOST.set(str(client[0]) if client else "")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CLIENT_HOST.reset(token)
+
+
+@dataclass
+class _Attempts:
+    failures: int = 0
+    lockouts: int = 0
+    locked_until: float = 0.0
+    last: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """The ``--auth`` check, per client: each wrong password costs ``delay_s``; ``max_failures`` in a
+    row lock the client out for ``lockout_s`` (doubling with each further lockout, at most
+    ``max_lockout_s``), during which even the right password is refused.
+
+    gradio awaits :meth:`login` (an ``async def``), so the delay holds back only that guess, not
+    the app. Without a known client address (no middleware) every request shares one budget.
+
+    >>> t = LoginThrottle("ann", "pw", max_failures=2, lockout_s=60, delay_s=0)
+    >>> t.check("ann", "x", "1.2.3.4"), t.check("ann", "y", "1.2.3.4"), t.check("ann", "pw", "1.2.3.4")
+    (False, False, False)
+    >>> t.check("ann", "pw", "5.6.7.8"), t.locked_for("1.2.3.4") > 0
+    (True, True)
+    """
+
+    user: str
+    password: str
+    max_failures: int = 5
+    lockout_s: float = 60.0
+    delay_s: float = 1.0
+    max_lockout_s: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    _clients: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    MAX_CLIENTS = 10_000  # a bound on memory when guesses come from very many addresses
+
+    def locked_for(self, client: str = "") -> float:
+        """Seconds until ``client`` may try again (0 when not locked out)."""
+        with self._lock:
+            state = self._clients.get(client)
+            return max(0.0, state.locked_until - self.clock()) if state else 0.0
+
+    def check(self, username: str, password: str, client: str = "") -> bool:
+        """True for the right user and password from a client that is not locked out."""
+        now = self.clock()
+        with self._lock:
+            state = self._clients.get(client)
+            if state is None:
+                self._forget_old(now)
+                state = self._clients[client] = _Attempts()
+            state.last = now
+            if now < state.locked_until:
+                return False
+            # both compared every time, so the answer's timing does not say which one was wrong
+            user_ok = hmac.compare_digest(str(username).encode(), self.user.encode())
+            password_ok = hmac.compare_digest(str(password).encode(), self.password.encode())
+            if user_ok and password_ok:
+                state.failures = 0
+                return True
+            state.failures += 1
+            if state.failures >= self.max_failures:
+                state.locked_until = now + min(self.lockout_s * 2 ** state.lockouts, self.max_lockout_s)
+                state.lockouts += 1
+                state.failures = 0
+            return False
+
+    def _forget_old(self, now: float) -> None:
+        if len(self._clients) < self.MAX_CLIENTS:
+            return
+        keep = {c: s for c, s in self._clients.items()
+                if s.locked_until > now or now - s.last < self.max_lockout_s}
+        self._clients.clear()
+        self._clients.update(keep)
+
+    async def login(self, username: str, password: str) -> bool:
+        """gradio's ``auth`` callable (it awaits coroutine functions, so the delay blocks nothing else)."""
+        ok = self.check(username, password, CLIENT_HOST.get())
+        if not ok and self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
+        return ok
 
 
 def sanitize_filename(name: str, *, max_len: int = 120) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -65,8 +66,8 @@ def test_default_binds_loopback_without_share(start_app, tmp_path):
 def test_public_bind_needs_auth_and_passes_it_to_gradio(start_app, capsys):
     code, demo = start_app("--host", "0.0.0.0", "--auth", "ann:s3:cret", "--max-upload-mb", "5")
     kw = demo.launch_kwargs
-    assert code == 0 and kw["server_name"] == "0.0.0.0" and kw["auth"] == ("ann", "s3:cret")
-    assert kw["max_file_size"] == "5mb"
+    assert code == 0 and kw["server_name"] == "0.0.0.0" and kw["max_file_size"] == "5mb"
+    assert _accepts(kw["auth"], "ann", "s3:cret") and not _accepts(kw["auth"], "ann", "s3")
     assert "WARNING" not in capsys.readouterr().err
 
 
@@ -82,7 +83,75 @@ def test_environment_variables_follow_the_same_rules(start_app, capsys):
     assert code == 2 and demo.launch_kwargs is None  # refused before gradio is asked for anything
     assert "error: refusing to serve" in capsys.readouterr().err
     code, demo = start_app(TUNESMITH_HOST="0.0.0.0", TUNESMITH_AUTH="ann:pw")
-    assert code == 0 and demo.launch_kwargs["auth"] == ("ann", "pw")
+    assert code == 0 and _accepts(demo.launch_kwargs["auth"], "ann", "pw")
+
+
+def _accepts(auth, user, password) -> bool:
+    """What gradio's /login does with an auth callable: await it when it is a coroutine function."""
+    import asyncio
+    import inspect
+
+    assert callable(auth) and inspect.iscoroutinefunction(auth)  # else gradio would not await it
+    return asyncio.run(auth(user, password)) is True
+
+
+def _login_client(demo, host):
+    """gradio's real /login route, built from exactly what launch.py handed to gradio."""
+    import gradio as gr
+    from gradio.routes import App
+    from starlette.testclient import TestClient
+
+    kw = demo.launch_kwargs
+    blocks = gr.Blocks()
+    with blocks:
+        gr.Markdown("x")
+    blocks.auth = kw["auth"]
+    app = App.create_app(blocks, app_kwargs=dict(kw["app_kwargs"]))
+    return TestClient(app, client=(host, 40000))
+
+
+def test_login_guesses_are_slowed_then_locked_out_per_client(start_app):
+    """Issue 9: --auth accepted 100 wrong guesses in 2.5 s. Now each wrong guess costs a delay, a few in a
+    row lock that client out (the right password too), another client is unaffected, and the right
+    password works again once the lockout ends."""
+    code, demo = start_app("--host", "0.0.0.0", "--auth", "ann:pw", "--login-max-failures", "3",
+                           "--login-lockout-s", "2")
+    assert code == 0
+    throttle = demo.launch_kwargs["auth"].__self__
+    assert (throttle.max_failures, throttle.lockout_s, throttle.delay_s) == (3, 2.0, 1.0)  # the flags arrived
+    throttle.delay_s = 0.2  # keeps the test short; the default is 1 s per wrong guess
+    guesser, other = _login_client(demo, "10.0.0.7"), _login_client(demo, "10.0.0.8")
+    t0 = time.monotonic()
+    codes = [guesser.post("/login", data={"username": "ann", "password": f"guess{i}"}).status_code
+             for i in range(3)]
+    assert codes == [400, 400, 400] and time.monotonic() - t0 >= 3 * 0.2
+    locked = guesser.post("/login", data={"username": "ann", "password": "pw"})
+    assert locked.status_code == 400, "the right password must be refused during the lockout"
+    assert other.post("/login", data={"username": "ann", "password": "pw"}).status_code == 200
+    assert throttle.locked_for("10.0.0.7") > 0 and throttle.locked_for("10.0.0.8") == 0
+    time.sleep(throttle.locked_for("10.0.0.7") + 0.1)
+    ok = guesser.post("/login", data={"username": "ann", "password": "pw"})
+    assert ok.status_code == 200 and ok.json() == {"success": True}
+
+
+def test_many_parallel_guesses_are_all_refused_once_the_lockout_starts():
+    """Guesses sent at the same moment cannot slip through together before the first failures count."""
+    import asyncio
+
+    from app.security import CLIENT_HOST, LoginThrottle
+
+    throttle = LoginThrottle("ann", "pw", max_failures=5, lockout_s=60, delay_s=0.05)
+
+    async def guesses():
+        CLIENT_HOST.set("10.0.0.9")
+        tries = [throttle.login("ann", f"g{i}") for i in range(99)] + [throttle.login("ann", "pw")]
+        return await asyncio.gather(*tries)
+
+    t0 = time.monotonic()
+    results = asyncio.run(guesses())
+    assert not any(results), "the right password, sent after 99 wrong ones, must be refused"
+    assert time.monotonic() - t0 >= 0.05
+    assert 59 < throttle.locked_for("10.0.0.9") <= 60 and throttle.check("ann", "pw", "10.0.0.10")
 
 
 # ---- paths typed in the browser, through the callbacks ---------------------------------------------------
