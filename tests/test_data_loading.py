@@ -55,7 +55,22 @@ def test_txt_lines_and_paragraphs(tmp_path):
     ("bad.json", b'[{"a": 1},\n {"a" 2}]', "bad.json is not valid JSON: Expecting ':' delimiter at line 2, column 7"),
     ("gbk.jsonl", '{"a": "ok"}\n{"a": "中文"}\n'.encode("gbk"), "gbk.jsonl is not UTF-8 text: byte 0xd6 at line 2, column 8"),
     ("data.xlsx", b"PK", "files ending in '.xlsx' are not a dataset format we read"),
-    ("scalars.json", b"[1, 2]", "holds list values where objects (rows) were expected"),
+    ("scalars.json", b"[1, 2]", "scalars.json is a list of numbers, not of rows (a row is an object"),
+    # issue 9: misleading or crashing messages
+    ("strings.json", b'["a", "b"]', "strings.json is a list of strings, not of rows (a row is an object"),
+    ("mixed.json", b'[{"input": "q", "output": "a"}, "b"]', "mixed.json is a list whose item 1 is a string, not a row"),
+    ("line_string.jsonl", b'{"input": "q", "output": "a"}\n"b"\n', "line_string.jsonl (line 2) is a single string"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json nests lists or objects more than about"),
+    ("deep.jsonl", b'{"input": "q", "output": "a"}\n{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+     "deep.jsonl line 2 nests lists or objects"),
+    ("ragged.csv", b"input,output\nq,a\nq2,a2\nq3,a3,x,y,z\n",
+     "ragged.csv could not be read as CSV (fields separated by commas): Expected 2 fields in line 4, saw 5"),
+    ("surrogate.jsonl", b'{"input": "q", "output": "a"}\n{"input": "\\ud800x", "output": "b"}\n',
+     "surrogate.jsonl: row 1, line 2: 'input' holds invalid text: the escape \\ud800"),
+    ("nan.jsonl", b'{"input": "q", "output": "a"}\n\n{"input": "q", "output": NaN}\n',
+     "nan.jsonl: row 1, line 3: 'output' holds NaN, which is not text"),
+    ("inf.json", b'[{"input": "q", "output": "a"}, {"messages": [{"role": "user", "content": -Infinity}]}]',
+     "inf.json: row 1: 'messages[0].content' holds -Infinity, which is not text"),
 ])
 def test_bad_files(tmp_path, name, content, message):
     path = tmp_path / name
@@ -63,6 +78,40 @@ def test_bad_files(tmp_path, name, content, message):
     with pytest.raises(DataError) as err:
         load_rows(str(path))
     assert message in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_bad_file_messages_do_not_mislead(tmp_path):
+    """Issue 9: the reason is in the message itself, never the stock phrases that pointed elsewhere."""
+    cases = {"strings.json": b'["a", "b"]', "ragged.csv": b"a,b\n1,2\n1,2,3\n",
+             "surrogate.json": b'[{"input": "\\udc00", "output": "b"}]', "nan.json": b'[{"input": "q", "output": NaN}]'}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError) as err:
+            load_rows(str(tmp_path / name))
+        text = str(err.value)
+        for stock in ("holds list values", "An error occurred while generating the dataset", "same fields",
+                      "empty answer", "RecursionError"):
+            assert stock not in text, (name, text)
+
+
+def test_tsv_and_sniffed_csv_delimiters(tmp_path):
+    """.tsv is read tab-separated; a .csv's delimiter (, ; tab |) is sniffed from its first lines."""
+    from core.data.loading import csv_delimiter
+
+    files = {"a.tsv": "input\toutput\nq1\ta1\nq2\ta2\n", "semi.csv": "input;output\nq1;a1\nq2;a2\n",
+             "pipe.csv": "input|output\nq1|a1\nq2|a2\n", "tab.csv": "input\toutput\nq1\ta1\nq2\ta2\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        assert load_rows(str(tmp_path / name)).to_list() == ROWS, name
+    assert [csv_delimiter(tmp_path / n) for n in files] == ["\t", ";", "|", "\t"]
+    # commas in the header win over semicolons inside the texts
+    (tmp_path / "texts.csv").write_text('input,output\n"q; x; y",a; b; c\nq2;z,a2\n')
+    assert csv_delimiter(tmp_path / "texts.csv") == ","
+    assert load_rows(str(tmp_path / "texts.csv")).to_list() == [{"input": "q; x; y", "output": "a; b; c"},
+                                                                {"input": "q2;z", "output": "a2"}]
+    (tmp_path / "ragged.tsv").write_text("input\toutput\nq\ta\nq\ta\tb\tc\n")
+    with pytest.raises(DataError, match="fields separated by tabs.*Expected 2 fields in line 3, saw 4"):
+        load_rows(str(tmp_path / "ragged.tsv"))
 
 
 def test_missing_and_hub_ids(tmp_path):

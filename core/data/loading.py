@@ -4,21 +4,26 @@
 out why ourselves and say it in one line: the file is missing or empty, is not UTF-8 (byte, line
 and column), or is not valid JSON (line and column).
 
-Accepted: .json (a list of objects, one object, or JSON Lines), .jsonl, .csv, .parquet, .txt
-(one sample per line, or blank-line separated paragraphs when the file has blank lines), a folder
-written by ``Dataset.save_to_disk``, or a hub id such as ``tatsu-lab/alpaca`` (needs internet).
+Accepted: .json (a list of objects, one object, or JSON Lines), .jsonl, .csv (delimiter sniffed:
+``,`` ``;`` tab ``|``), .tsv, .parquet, .txt (one sample per line, or blank-line separated paragraphs
+when the file has blank lines), a folder written by ``Dataset.save_to_disk``, or a hub id such as
+``tatsu-lab/alpaca`` (needs internet).
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import json
+import math
 import re
 from pathlib import Path
 
 from core.errors import DataError
 
-FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
+CSV_DELIMITERS = ",;\t|"
+_SNIFF_BYTES = 64 << 10
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHUNK = 1 << 24
 JSON_PRECHECK_BYTES = 64 << 20  # larger files are only parsed by datasets (our parser runs on failure)
@@ -69,32 +74,120 @@ def _is_blank(path: Path) -> bool:
                 return False
 
 
+class _NotText:
+    """What JSON's non-standard NaN / Infinity parse to, so the row and field holding one can be named."""
+
+    def __init__(self, word: str):
+        self.word = word
+
+
+def _loads(raw: str, path: Path, line: int | None = None, seen: list | None = None):
+    """``json.loads`` that keeps NaN/Infinity recognisable (noted in ``seen``) and turns a too-deep document
+    into a DataError instead of a RecursionError."""
+    def constant(word: str) -> _NotText:
+        if seen is not None:
+            seen.append(word)
+        return _NotText(word)
+
+    try:
+        return json.loads(raw, parse_constant=constant)
+    except RecursionError:
+        where = f" line {line}" if line else ""
+        raise DataError(f"{path}{where} nests lists or objects more than about {_depth_limit()} levels deep, "
+                        "deeper than a data row can be read.",
+                        "Rows are objects of text fields (chat messages one list deep); write the nested value "
+                        "as text, or remove that row.") from None
+
+
+def _depth_limit() -> int:
+    import sys
+
+    return sys.getrecursionlimit()
+
+
 def _json_rows(path: Path) -> list[dict]:
     """Parse JSON / JSON Lines with Python's json to find a syntax error's line and column, or rows."""
     raw = path.read_text(encoding="utf-8-sig")
+    # walking every value costs seconds on big files: only when a NaN/Infinity or a surrogate escape was seen
+    seen = [True] if _SURROGATE_ESCAPE.search(raw) else []
     if path.suffix.lower() == ".jsonl":
-        return _json_lines(raw, path)
+        rows, lines = _json_lines(raw, path, seen)
+        return _check_values(rows, path, lines) if seen else rows
     try:
-        return _normalise(json.loads(raw), path)
+        rows = _normalise(_loads(raw, path, seen=seen), path)
+        return _check_values(rows, path, None) if seen else rows
     except json.JSONDecodeError as exc:
         whole_doc_error = exc
     try:
-        return _json_lines(raw, path)  # JSON Lines written to a .json file
+        rows, lines = _json_lines(raw, path, seen)  # JSON Lines written to a .json file
     except DataError:
         exc = whole_doc_error
         raise _json_error(path, exc.lineno, exc.colno, exc.msg) from None
+    return _check_values(rows, path, lines) if seen else rows
 
 
-def _json_lines(raw: str, path: Path) -> list[dict]:
-    rows = []
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _json_lines(raw: str, path: Path, seen: list | None = None) -> tuple[list[dict], list[int]]:
+    """(rows, the line each row came from)."""
+    rows, lines = [], []
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = _loads(line, path, number, seen)
         except json.JSONDecodeError as exc:
             raise _json_error(path, number, exc.colno, exc.msg) from None
-        rows.extend(_normalise(value, path, line=number))
+        found = _normalise(value, path, line=number)
+        rows.extend(found)
+        lines.extend([number] * len(found))
+    return rows, lines
+
+
+_NAN_FIX = "Write that value as text in quotes (e.g. \"NaN\") or as null, or remove the row."
+_SURROGATE_FIX = ("Fix the text of that row: an escape like \\ud83d must be followed by its second half (\\ude00), "
+                  "or save the file as UTF-8 from the program that made it.")
+
+
+def _bad_value(value, where: str = "", depth: int = 0) -> tuple[str, str, str] | None:
+    """(field path, what is wrong, fix) for the first NaN/Infinity or lone surrogate inside ``value``."""
+    if isinstance(value, _NotText):
+        return where, f"{value.word}, which is not text (and not valid JSON either)", _NAN_FIX
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, f"{value}, which is not text", _NAN_FIX
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return where, (f"invalid text: the escape \\u{ord(value[exc.start]):04x} (character {exc.start}) is "
+                           "half of a surrogate pair, not a character"), _SURROGATE_FIX
+        return None
+    if depth > 64:  # _loads already bounded the depth; this only keeps the walk cheap
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, inner in items:
+        sub = f"{where}{key}" if str(key).startswith("[") else (f"{where}.{key}" if where else str(key))
+        found = _bad_value(inner, sub, depth + 1)
+        if found:
+            return found
+    return None
+
+
+def _check_values(rows: list[dict], path: Path, lines: list[int] | None) -> list[dict]:
+    """Refuse NaN/Infinity and lone surrogates, naming the row: pyarrow turns the first into an empty cell
+    (reported later as an "empty answer") and fails on the second with an unrelated message."""
+    for i, row in enumerate(rows):
+        found = _bad_value(row)
+        if found:
+            field, what, fix = found
+            line = f", line {lines[i]}" if lines else ""
+            raise DataError(f"{path}: row {i}{line}: '{field}' holds {what}.", fix)
     return rows
 
 
@@ -127,8 +220,30 @@ def _normalise(value, path: Path, line: int | None = None) -> list[dict]:
             return [{"messages": value}]  # one conversation written as a bare list of messages
         if all(isinstance(i, dict) for i in value):
             return list(value)
-    raise DataError(f"{path}{where} holds {type(value).__name__} values where objects (rows) were expected.",
+        first = next(i for i, v in enumerate(value) if not isinstance(v, dict))
+        kinds = sorted({_json_kind(v) for v in value if not isinstance(v, dict)})
+        what = (f"is a list of {kinds[0]}s, not of rows" if len(kinds) == 1 and first == 0 and
+                all(not isinstance(v, dict) for v in value) else
+                f"is a list whose item {first} is a {_json_kind(value[first])}, not a row")
+        raise DataError(f"{path}{where} {what} (a row is an object with named fields).",
+                        "Write each row as an object, e.g. [{\"input\": \"a question\", \"output\": \"its answer\"}] "
+                        "in .json or one object per line in .jsonl; plain text for pre-training goes in a .txt file, "
+                        "one sample per line.")
+    raise DataError(f"{path}{where} is a single {_json_kind(value)}, not a row (an object with named fields).",
                     "Write one JSON object per row, e.g. {\"instruction\": ..., \"output\": ...}.")
+
+
+def _json_kind(value) -> str:
+    """>>> _json_kind("a"), _json_kind(1.5), _json_kind([1]), _json_kind(None)
+    ('string', 'number', 'list', 'null')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false value"
+    if isinstance(value, (int, float, _NotText)):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}.get(type(value), type(value).__name__)
 
 
 def _json_error(path: Path, line: int, column: int, msg: str) -> DataError:
@@ -142,7 +257,12 @@ def _from_rows(rows: list[dict], path: Path):
 
     try:
         return datasets.Dataset.from_list(rows)
+    except RecursionError:
+        raise DataError(f"{path}: a row nests lists or objects too deep to be stored as a table.",
+                        "Rows are objects of text fields (chat messages one list deep); write the nested value "
+                        "as text, or remove that row.") from None
     except Exception as exc:  # pyarrow type clashes between rows
+        _check_values(rows, path, None)  # invalid text is the likelier cause: name its row
         raise DataError(f"{path}: the rows do not share one layout ({type(exc).__name__}: {str(exc)[:200]}).",
                         "Make every row use the same fields with the same kinds of values.") from None
 
@@ -170,8 +290,9 @@ def _load_file(path: Path, kind: str):
         if mode == "paragraph":
             ds = ds.map(lambda b: {"text": [t.strip("\n") for t in b["text"]]}, batched=True)
         return ds.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True)
+    options = {"sep": csv_delimiter(path)} if kind == "csv" else {}
     try:
-        ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+        ds = datasets.load_dataset(kind, data_files=str(path), split="train", **options)
         if kind == "json" and ds.num_rows == 1 and len(ds.column_names) == 1:
             value = ds[0][ds.column_names[0]]
             if _is_row_list(ds.column_names[0], value):
@@ -185,8 +306,60 @@ def _load_file(path: Path, kind: str):
         if kind == "parquet":
             raise DataError(f"{path} is not a readable Parquet file ({str(exc)[:200]}).",
                             "Re-export it, e.g. with pandas DataFrame.to_parquet.") from None
-        raise DataError(f"{path} could not be read as {kind.upper()}: {str(exc)[:300]}",
-                        "Check the header line and the quoting of fields with commas or newlines.") from None
+        sep = options.get("sep", ",")
+        name = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "'|'"}.get(sep, repr(sep))
+        raise DataError(f"{path} could not be read as {kind.upper()} (fields separated by {name}): "
+                        f"{_root_cause(exc)[:300]}",
+                        "Every line needs as many fields as the header line; put double quotes around a field "
+                        "that holds the separator, a quote or a line break.") from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost message: ``datasets`` wraps a reader's error in "An error occurred while generating the
+    dataset" and keeps the useful part ("Expected 2 fields in line 4, saw 5") only in the chain.
+
+    >>> try:
+    ...     try:
+    ...         raise ValueError("Expected 2 fields in line 4, saw 5")
+    ...     except ValueError as inner:
+    ...         raise RuntimeError("An error occurred while generating the dataset") from inner
+    ... except RuntimeError as outer:
+    ...     _root_cause(outer)
+    'Expected 2 fields in line 4, saw 5'
+    """
+    seen, messages = set(), []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc).strip()
+        if text:
+            messages.append(text.splitlines()[-1] if "Error tokenizing data" not in text else text)
+        exc = exc.__cause__ or exc.__context__
+    message = messages[-1] if messages else "unknown error"
+    return re.sub(r"^Error tokenizing data\. C error: ", "", message)
+
+
+def csv_delimiter(path: Path) -> str:
+    """The field separator: tab for .tsv; for .csv the one ``csv.Sniffer`` finds in the first lines among
+    , ; tab | (spreadsheets in many locales write ';'), else ','.
+
+    The sniffed separator must also occur in the header line, so a comma file whose texts hold many
+    semicolons keeps ','.
+    """
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        sample = fh.read(_SNIFF_BYTES)
+    header = sample.splitlines()[0] if sample else ""
+    if "," in header and not any(d in header for d in CSV_DELIMITERS[1:]):
+        return ","
+    try:
+        found = csv.Sniffer().sniff(sample if len(sample) < _SNIFF_BYTES else sample[:sample.rfind("\n") + 1] or sample,
+                                    delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        found = ","
+    if found not in header:
+        return ","
+    return found
 
 
 def _load_saved(folder: Path, split: str):
@@ -222,7 +395,7 @@ def precheck(path: str) -> tuple[Path | None, str]:
     Raises a DataError for a missing, empty, non-UTF-8 or unsupported file.
     """
     if not path:
-        raise DataError("no dataset given.", "Give a .json/.jsonl/.csv/.parquet/.txt file, a saved folder or a hub id.",
+        raise DataError("no dataset given.", "Give a .json/.jsonl/.csv/.tsv/.parquet/.txt file, a saved folder or a hub id.",
                         field="data.path")
     p = Path(path).expanduser()
     if not p.exists():
