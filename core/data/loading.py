@@ -234,7 +234,9 @@ def _normalise(value, path: Path, line: int | None = None) -> list[dict]:
 
 
 def _json_kind(value) -> str:
-    """>>> _json_kind("a"), _json_kind(1.5), _json_kind([1]), _json_kind(None)
+    """A JSON value's kind in the words of a message.
+
+    >>> _json_kind("a"), _json_kind(1.5), _json_kind([1]), _json_kind(None)
     ('string', 'number', 'list', 'null')
     """
     if value is None:
