@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +39,15 @@ LAUNCHERS = ("auto", "python", "torchrun", "slurm")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "sgd", "adafactor")
 DEEPSPEED_PRESETS = ("zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
+# Per-device sequences per forward pass and forward passes per step: far beyond any real run, so a
+# bigger value is a typo (10**12 would otherwise be accepted and the data loader takes the whole set).
+MAX_BATCH_SIZE = 4096
+MAX_GRADIENT_ACCUMULATION = 4096
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**32 - 1  # numpy's seed range; set_seed raises ValueError outside it
+MIN_EVAL_ROWS = 10  # below this the eval loss moves more with the sample than with the model
+_ROW_COUNT_BYTES = 8 << 20  # row counts for the eval-split checks only on files read in well under a second
+CHECKPOINT_NAME_RE = re.compile(r"^(?:checkpoint-)?\d+$")
 
 
 def _f(default: Any, help: str, choices: tuple | None = None):
@@ -296,6 +308,10 @@ class RunConfig:
             rest = "; ".join(str(p) for p in found[1:])
             raise ConfigError(f"{first} (and {len(found) - 1} more: {rest})", field=None)
         return self
+    def warnings(self, *, check_paths: bool = True, check_env: bool = True) -> list[str]:
+        """Values that can run but probably not as the user hopes, each as 'field: why Fix: what'."""
+        return [str(w) for w in _warnings(self, check_paths=check_paths, check_env=check_env)]
+
 
 
 def help_for(section: str, name: str) -> str:
@@ -345,14 +361,15 @@ def _coerce(value: Any, kind, where: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"must be a number, got {value!r}.", "Write a number such as 0.0002.", field=where)
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             # YAML 1.1 reads "2e-4" as a string; accept it as the number the user meant.
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 pass
         raise ConfigError(f"must be a number, got {value!r}.", "Write a number such as 0.0002.", field=where)
+        number = None
     if kind is str:
         if value is None:
             return ""
@@ -361,6 +378,10 @@ def _coerce(value: Any, kind, where: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"must be text, got {type(value).__name__} {value!r}.", "Write a single value.", field=where)
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:  # .inf / .nan pass YAML and float() but crash the trainer (OverflowError)
+            raise ConfigError(f"must be a finite number, got {value!r}.", "Write a number such as 3.", field=where)
     if kind is list:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()] if "," in value else ([value] if value else [])
@@ -450,9 +471,99 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
         for f in dataclasses.fields(cls):
             choices = f.metadata.get("choices")
             value = getattr(obj, f.name)
+def run_dir_problem(path: str | os.PathLike) -> ConfigError | None:
+    """Why ``path`` cannot be (or become) a run folder: it, or a folder above it, is a file, or it is read-only."""
+    p = Path(path).expanduser()
+    where = "output.run_dir"
+    if p.exists() and not p.is_dir():
+        return ConfigError(f"{p} is a file, not a folder, so it cannot hold a run.",
+                           "Give a folder that does not exist yet (it is created) or an earlier run's folder.",
+                           field=where)
+    above = p
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return ConfigError(f"{above} is a file, so the run folder {p} cannot be made under it.",
+                           "Give a run folder whose parent folders are folders.", field=where)
+    if not os.access(above, os.W_OK | os.X_OK):
+        return ConfigError(f"{above} is not writable, so the run folder {p} cannot be written.",
+                           "Choose a run folder in a place you can write to.", field=where)
+    return None
+
+
+def _count_rows(path: str) -> int | None:
+    """Rows of a small local JSON / JSON Lines file, or None when unknown (other kinds, big files, hub ids)."""
+    p = Path(path).expanduser()
+    try:
+        if not p.is_file() or p.stat().st_size > _ROW_COUNT_BYTES:
+            return None
+        text = p.read_text(encoding="utf-8-sig")
+        if p.suffix.lower() == ".jsonl":
+            return sum(1 for line in text.splitlines() if line.strip())
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+            return len(data) if isinstance(data, list) else None
+    except (OSError, ValueError, RecursionError):  # unreadable rows are the data checks' business
+        return None
+    return None
+
+
+def _eval_rows(eval_size: float, rows: int | None) -> int | None:
+    """The evaluation rows the pipeline holds out (core.data.pipeline._split_eval's arithmetic)."""
+    if eval_size >= 1:
+        return int(eval_size)
+    return None if rows is None else int(round(rows * eval_size))
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _warnings(cfg: RunConfig, *, check_paths: bool, check_env: bool):
+    E = ConfigError
+    d, di = cfg.data, cfg.distributed
+    if any(isinstance(v, float) and not math.isfinite(v) for _, v in _numbers(cfg)):
+        return  # problems() refuses the config already
+    if d.eval_size > 0:
+        rows = _count_rows(d.path) if check_paths and d.path else None
+        if rows is not None and d.max_samples:
+            rows = min(rows, d.max_samples)
+        n_eval = _eval_rows(d.eval_size, rows)
+        if n_eval is not None and 1 <= n_eval < MIN_EVAL_ROWS and (rows is None or n_eval < rows):
+            yield E(f"the evaluation split holds {n_eval} row(s): its loss will say more about those rows than "
+                    "about the model.", f"Hold out at least {MIN_EVAL_ROWS} rows, or set 0 for no evaluation.",
+                    field="data.eval_size")
+        elif n_eval is not None and rows and 2 * n_eval > rows and n_eval < rows:
+            yield E(f"the evaluation split takes {n_eval} of the {rows} rows, so most of the data never trains.",
+                    "Hold out a small share such as 0.05.", field="data.eval_size")
+    if check_env and di.nproc_per_node > 1 and _cuda_count() == 0:
+        cores = _cpu_cores()
+        if di.nproc_per_node > cores:
+            yield E(f"{di.nproc_per_node} processes on a machine with {cores} CPU core(s) and no GPU: they fight "
+                    "over the cores, so training is slower than with fewer processes.",
+                    f"Set distributed.nproc_per_node to {cores} or less.", field="distributed.nproc_per_node")
+
+
+def _numbers(cfg: RunConfig):
+    for section, cls in SECTIONS.items():
+        obj = getattr(cfg, section)
+        for f in dataclasses.fields(cls):
+            yield f"{section}.{f.name}", getattr(obj, f.name)
+
+
             if choices and value not in choices:
                 yield E(f"must be one of {', '.join(map(str, choices))}; got {value!r}.",
                         close_matches(str(value), [str(c) for c in choices]), field=f"{section}.{f.name}")
+
+    # Set in code, past _coerce's check. Every comparison below is meaningless on inf/nan, so stop here.
+    non_finite = [E(f"must be a finite number, got {value!r}.", "Write a number such as 3.", field=where)
+                  for where, value in _numbers(cfg) if isinstance(value, float) and not math.isfinite(value)]
+    if non_finite:
+        yield from non_finite
+        return
 
     positive = [("training.batch_size", t.batch_size), ("training.gradient_accumulation", t.gradient_accumulation),
                 ("data.max_length", d.max_length), ("training.logging_steps", t.logging_steps),
@@ -470,6 +581,17 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
     if t.num_epochs <= 0 and t.max_steps <= 0:
         yield E("no training would happen: num_epochs <= 0 and max_steps <= 0.", "Set num_epochs (e.g. 3) or max_steps.",
                 field="training.num_epochs")
+    for where, value, limit in (("training.batch_size", t.batch_size, MAX_BATCH_SIZE),
+                                ("training.gradient_accumulation", t.gradient_accumulation, MAX_GRADIENT_ACCUMULATION)):
+        if value > limit:
+            yield E(f"{value} is far beyond any real run (at most {limit}).",
+                    f"Use a value from 1 to {limit}; the effective batch is batch_size x gradient_accumulation "
+                    "x processes.", field=where)
+    if t.num_epochs > MAX_EPOCHS:
+        yield E(f"{t.num_epochs:g} epochs is far beyond any real run (at most {MAX_EPOCHS}).",
+                "Use a number of passes such as 3, or set training.max_steps.", field="training.num_epochs")
+    if not 0 <= t.seed <= MAX_SEED:
+        yield E(f"must be from 0 to {MAX_SEED}, got {t.seed}.", "Use a whole number such as 42.", field="training.seed")
     if not 0 <= t.warmup_ratio < 1:
         yield E(f"must be in [0, 1), got {t.warmup_ratio}.", "Typical: 0.03.", field="training.warmup_ratio")
     for where, value in [("training.weight_decay", t.weight_decay), ("training.max_grad_norm", t.max_grad_norm),
@@ -528,9 +650,31 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
         if ds and ds not in DEEPSPEED_PRESETS and not Path(ds).expanduser().is_file():
             yield E(f"'{ds}' is neither a DeepSpeed preset nor an existing JSON file.",
                     close_matches(ds, DEEPSPEED_PRESETS), field="distributed.deepspeed")
-        if t.resume_from and t.resume_from != "latest" and not Path(t.resume_from).expanduser().exists():
-            yield E(f"checkpoint {t.resume_from} does not exist.", "Use 'latest' or a folder under the run's checkpoints/.",
-                    field="training.resume_from")
+        elif ds and ds.removeprefix("deepspeed_") not in DEEPSPEED_PRESETS:
+            # DeepSpeed itself would only refuse it minutes later, after the model has loaded.
+            from core.train.deepspeed import deepspeed_problems
+
+            yield from deepspeed_problems(ds)
+        # 'latest', N and checkpoint-N name a checkpoint of the run folder; prepare_run resolves them there.
+        resume = t.resume_from
+        if resume and resume not in ("latest", "auto", "true", "True") and not CHECKPOINT_NAME_RE.match(resume) \
+                and not Path(resume).expanduser().exists():
+            yield E(f"checkpoint {resume} does not exist.", "Use 'latest', a step number such as 40, "
+                    "checkpoint-40, or the path of a checkpoint folder.", field="training.resume_from")
+        if cfg.output.run_dir:
+            problem = run_dir_problem(cfg.output.run_dir)
+            if problem:
+                yield problem
+        if dp and d.eval_size:
+            rows = _count_rows(dp)
+            if rows is not None and d.max_samples:
+                rows = min(rows, d.max_samples)
+            n_eval = _eval_rows(d.eval_size, rows)
+            if rows is not None and (n_eval < 1 or n_eval >= rows):
+                yield E(f"eval_size {d.eval_size:g} gives {n_eval} evaluation row(s) out of {rows}, leaving "
+                        f"{'no evaluation' if n_eval < 1 else 'nothing to train on'}.",
+                        f"Use a fraction like 0.05 or a row count smaller than {rows}, or 0 for no evaluation.",
+                        field="data.eval_size")
 
     if check_env:
         gpus = _cuda_count()

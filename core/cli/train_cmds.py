@@ -90,12 +90,18 @@ def cmd_train(args) -> int:
 
 
 def _run(cfg, *, print_command: bool = False, detach: bool = False) -> int:
-    from core.train.commands import build_command, display
-    from core.train.launcher import default_run_dir, launch
+    import sys
 
+    from core.train.commands import display
+    from core.train.launcher import launch, prepare_run
+
+    cfg.validate()
+    for line in cfg.warnings():
+        print(f"warning: {line}", file=sys.stderr)
     if print_command:
-        cfg.validate()
-        print(display(build_command(cfg, default_run_dir(cfg))))
+        # The checks Start makes (run folder, resume checkpoint), so a printed command is one that runs.
+        _, _, cmd = prepare_run(cfg)
+        print(display(cmd))
         return 0
     handle = launch(cfg)
     print(f"run folder: {handle.run_dir}\nlog:        {handle.rd.log_path}")

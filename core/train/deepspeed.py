@@ -41,6 +41,69 @@ def load_deepspeed_config(name_or_path: str) -> dict:
     return data
 
 
+ZERO_STAGES = (0, 1, 2, 3)
+OFFLOAD_DEVICES = ("none", "cpu", "nvme")
+
+
+def deepspeed_problems(name_or_path: str) -> list[ConfigError]:
+    """What DeepSpeed would refuse in a user's JSON, found before launch (no deepspeed/torch import).
+
+    DeepSpeed checks its config only once the model is loaded and wrapped, minutes into a run, and
+    then shows a pydantic traceback; these are the mistakes that are easy to make by hand.
+
+    >>> import json, tempfile
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    >>> _ = f.write(json.dumps({"zero_optimization": {"stage": 7}})); f.close()
+    >>> print(deepspeed_problems(f.name)[0].message)  # doctest: +ELLIPSIS
+    zero_optimization.stage is 7 in ...; DeepSpeed's ZeRO stages are 0, 1, 2 and 3.
+    """
+    where = "distributed.deepspeed"
+    try:
+        ds = load_deepspeed_config(name_or_path)
+    except ConfigError as exc:
+        return [exc]
+    path = name_or_path
+    found = []
+
+    def bad(message: str, fix: str) -> None:
+        found.append(ConfigError(message, fix, field=where))
+
+    zero = ds.get("zero_optimization") or {}
+    if not isinstance(zero, dict):
+        bad(f"zero_optimization must be a JSON object in {path}, got {json.dumps(zero)}.",
+            'Write it as "zero_optimization": {"stage": 2}, or start from presets/deepspeed/zero2.json.')
+        zero = {}
+    stage = zero.get("stage", 0)
+    if isinstance(stage, bool) or stage not in ZERO_STAGES:
+        bad(f"zero_optimization.stage is {json.dumps(stage)} in {path}; DeepSpeed's ZeRO stages are 0, 1, 2 and 3.",
+            "Set zero_optimization.stage to 0, 1, 2 or 3, or use a preset (zero2, zero3).")
+    for key in ("offload_optimizer", "offload_param"):
+        offload = zero.get(key)
+        if offload is None:
+            continue
+        device = offload.get("device", "none") if isinstance(offload, dict) else None
+        if device not in OFFLOAD_DEVICES:
+            bad(f"zero_optimization.{key} must be an object with device none, cpu or nvme in {path}, "
+                f"got {json.dumps(offload)}.", f'Write it as "{key}": {{"device": "cpu"}}, or use zero3_offload.')
+        elif key == "offload_param" and device != "none" and stage != 3:
+            bad(f"zero_optimization.offload_param needs stage 3 in {path} (stage is {json.dumps(stage)}).",
+                "Set stage 3, or move the offload to offload_optimizer.")
+    clip = ds.get("gradient_clipping", "auto")
+    if clip != "auto" and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
+        bad(f"gradient_clipping must be a number >= 0 or \"auto\" in {path}, got {json.dumps(clip)}.",
+            'Write "gradient_clipping": "auto" (it follows training.max_grad_norm).')
+    for key in ("fp16", "bf16"):
+        section = ds.get(key, {})
+        if not isinstance(section, dict):
+            bad(f"{key} must be a JSON object in {path}, got {json.dumps(section)}.",
+                f'Write it as "{key}": {{"enabled": "auto"}}.')
+    optimizer = ds.get("optimizer") or {}
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("params", {}), dict):
+        bad(f"optimizer must be an object with a params object in {path}, got {json.dumps(optimizer)}.",
+            'Leave "optimizer" out (training.optimizer is used) or write {"type": "AdamW", "params": {"lr": "auto"}}.')
+    return found
+
+
 def zero_stage(ds: dict) -> int:
     return int((ds.get("zero_optimization") or {}).get("stage", 0) or 0)
 

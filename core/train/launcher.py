@@ -138,7 +138,7 @@ def prepare_run(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> tup
     Raises UserError for anything the user must fix; writes nothing.
     """
     cfg.validate()
-    rd = RunDir(run_dir or default_run_dir(cfg))
+    rd = RunDir(checked_run_dir(cfg, run_dir))
     cfg = RunConfig.from_dict(cfg.to_dict())  # a private copy we can fill in
     cfg.output.run_dir = str(rd.path)
     _absolute_paths(cfg)  # the trainer runs from the repository root, not from the caller's folder
@@ -149,6 +149,17 @@ def prepare_run(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> tup
         raise UserError(f"{rd.path} already holds checkpoints from an earlier run.",
                         "Resume it (--resume, or Resume in the GUI) or choose another run folder (--work-dir).")
     return cfg, rd, build_command(cfg, rd.path)
+
+
+def checked_run_dir(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> Path:
+    """The run folder, refused with a message (not FileExistsError from mkdir) when it cannot be one."""
+    from core.config import run_dir_problem
+
+    path = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(cfg)
+    problem = run_dir_problem(path)
+    if problem:
+        raise problem
+    return path
 
 
 def _write_run_files(cfg: RunConfig, rd: RunDir, cmd: list[str], note: str) -> None:
@@ -188,7 +199,7 @@ def control_dir(rd: RunDir, cfg: RunConfig) -> RunDir:
 def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandle:
     """Write the run folder and start the trainer in its own process group; return at once."""
     cfg.validate()
-    first = RunDir(run_dir or default_run_dir(cfg))
+    first = RunDir(checked_run_dir(cfg, run_dir))
     lock_fd = control_dir(first, cfg).acquire_lock()  # refuses a second run on one folder
     try:
         cfg, main_rd, cmd = prepare_run(cfg, run_dir)
@@ -225,7 +236,7 @@ def run_here(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> dict:
     from core.train.entry import run
 
     cfg.validate()
-    rd0 = RunDir(run_dir or default_run_dir(cfg))
+    rd0 = RunDir(checked_run_dir(cfg, run_dir))
     lock_fd = rd0.acquire_lock()
     try:
         cfg, rd, cmd = prepare_run(cfg, run_dir)
