@@ -299,6 +299,10 @@ class RunConfig:
         """Every reason this config cannot run, each naming the field and the fix."""
         return list(_problems(self, check_paths=check_paths, check_env=check_env))
 
+    def warnings(self, *, check_paths: bool = True, check_env: bool = True) -> list[str]:
+        """Values that can run but probably not as the user hopes, each as 'field: why Fix: what'."""
+        return [str(w) for w in _warnings(self, check_paths=check_paths, check_env=check_env)]
+
     def validate(self, *, check_paths: bool = True, check_env: bool = True) -> "RunConfig":
         found = self.problems(check_paths=check_paths, check_env=check_env)
         if found:
@@ -308,10 +312,6 @@ class RunConfig:
             rest = "; ".join(str(p) for p in found[1:])
             raise ConfigError(f"{first} (and {len(found) - 1} more: {rest})", field=None)
         return self
-    def warnings(self, *, check_paths: bool = True, check_env: bool = True) -> list[str]:
-        """Values that can run but probably not as the user hopes, each as 'field: why Fix: what'."""
-        return [str(w) for w in _warnings(self, check_paths=check_paths, check_env=check_env)]
-
 
 
 def help_for(section: str, name: str) -> str:
@@ -360,6 +360,7 @@ def _coerce(value: Any, kind, where: str) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise ConfigError(f"must be a number, got {value!r}.", "Write a number such as 0.0002.", field=where)
+        number = None
         if isinstance(value, (int, float)):
             number = float(value)
         elif isinstance(value, str):
@@ -368,8 +369,11 @@ def _coerce(value: Any, kind, where: str) -> Any:
                 number = float(value.strip())
             except ValueError:
                 pass
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:  # .inf / .nan pass YAML and float() but crash the trainer (OverflowError)
+            raise ConfigError(f"must be a finite number, got {value!r}.", "Write a number such as 3.", field=where)
         raise ConfigError(f"must be a number, got {value!r}.", "Write a number such as 0.0002.", field=where)
-        number = None
     if kind is str:
         if value is None:
             return ""
@@ -378,10 +382,6 @@ def _coerce(value: Any, kind, where: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"must be text, got {type(value).__name__} {value!r}.", "Write a single value.", field=where)
-        if number is not None and math.isfinite(number):
-            return number
-        if number is not None:  # .inf / .nan pass YAML and float() but crash the trainer (OverflowError)
-            raise ConfigError(f"must be a finite number, got {value!r}.", "Write a number such as 3.", field=where)
     if kind is list:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()] if "," in value else ([value] if value else [])
@@ -462,15 +462,6 @@ def _data_file_problems(path: str):
         yield ConfigError(exc.message, exc.fix, field=exc.field or "data.path")
 
 
-def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
-    E = ConfigError
-    m, d, t, me, lo, q, di = cfg.model, cfg.data, cfg.training, cfg.method, cfg.lora, cfg.quantization, cfg.distributed
-
-    for section, cls in SECTIONS.items():
-        obj = getattr(cfg, section)
-        for f in dataclasses.fields(cls):
-            choices = f.metadata.get("choices")
-            value = getattr(obj, f.name)
 def run_dir_problem(path: str | os.PathLike) -> ConfigError | None:
     """Why ``path`` cannot be (or become) a run folder: it, or a folder above it, is a file, or it is read-only."""
     p = Path(path).expanduser()
@@ -554,9 +545,9 @@ def _numbers(cfg: RunConfig):
             yield f"{section}.{f.name}", getattr(obj, f.name)
 
 
-            if choices and value not in choices:
-                yield E(f"must be one of {', '.join(map(str, choices))}; got {value!r}.",
-                        close_matches(str(value), [str(c) for c in choices]), field=f"{section}.{f.name}")
+def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
+    E = ConfigError
+    m, d, t, me, lo, q, di = cfg.model, cfg.data, cfg.training, cfg.method, cfg.lora, cfg.quantization, cfg.distributed
 
     # Set in code, past _coerce's check. Every comparison below is meaningless on inf/nan, so stop here.
     non_finite = [E(f"must be a finite number, got {value!r}.", "Write a number such as 3.", field=where)
@@ -565,6 +556,15 @@ def _numbers(cfg: RunConfig):
         yield from non_finite
         return
 
+    for section, cls in SECTIONS.items():
+        obj = getattr(cfg, section)
+        for f in dataclasses.fields(cls):
+            choices = f.metadata.get("choices")
+            value = getattr(obj, f.name)
+            if choices and value not in choices:
+                yield E(f"must be one of {', '.join(map(str, choices))}; got {value!r}.",
+                        close_matches(str(value), [str(c) for c in choices]), field=f"{section}.{f.name}")
+
     positive = [("training.batch_size", t.batch_size), ("training.gradient_accumulation", t.gradient_accumulation),
                 ("data.max_length", d.max_length), ("training.logging_steps", t.logging_steps),
                 ("data.num_proc", d.num_proc), ("distributed.nproc_per_node", di.nproc_per_node),
@@ -572,15 +572,6 @@ def _numbers(cfg: RunConfig):
     for where, value in positive:
         if value < 1:
             yield E(f"must be >= 1, got {value}.", "Use a positive whole number.", field=where)
-    if not (t.learning_rate > 0):
-        yield E(f"must be > 0, got {t.learning_rate}.", "Typical values: 2e-4 for LoRA/QLoRA, 2e-5 for full.",
-                field="training.learning_rate")
-    elif t.learning_rate > 1e-2:
-        yield E(f"{t.learning_rate} is far too large and will diverge.", "Use 2e-4 for LoRA/QLoRA or 2e-5 for full.",
-                field="training.learning_rate")
-    if t.num_epochs <= 0 and t.max_steps <= 0:
-        yield E("no training would happen: num_epochs <= 0 and max_steps <= 0.", "Set num_epochs (e.g. 3) or max_steps.",
-                field="training.num_epochs")
     for where, value, limit in (("training.batch_size", t.batch_size, MAX_BATCH_SIZE),
                                 ("training.gradient_accumulation", t.gradient_accumulation, MAX_GRADIENT_ACCUMULATION)):
         if value > limit:
@@ -592,6 +583,15 @@ def _numbers(cfg: RunConfig):
                 "Use a number of passes such as 3, or set training.max_steps.", field="training.num_epochs")
     if not 0 <= t.seed <= MAX_SEED:
         yield E(f"must be from 0 to {MAX_SEED}, got {t.seed}.", "Use a whole number such as 42.", field="training.seed")
+    if not (t.learning_rate > 0):
+        yield E(f"must be > 0, got {t.learning_rate}.", "Typical values: 2e-4 for LoRA/QLoRA, 2e-5 for full.",
+                field="training.learning_rate")
+    elif t.learning_rate > 1e-2:
+        yield E(f"{t.learning_rate} is far too large and will diverge.", "Use 2e-4 for LoRA/QLoRA or 2e-5 for full.",
+                field="training.learning_rate")
+    if t.num_epochs <= 0 and t.max_steps <= 0:
+        yield E("no training would happen: num_epochs <= 0 and max_steps <= 0.", "Set num_epochs (e.g. 3) or max_steps.",
+                field="training.num_epochs")
     if not 0 <= t.warmup_ratio < 1:
         yield E(f"must be in [0, 1), got {t.warmup_ratio}.", "Typical: 0.03.", field="training.warmup_ratio")
     for where, value in [("training.weight_decay", t.weight_decay), ("training.max_grad_norm", t.max_grad_norm),
