@@ -39,6 +39,7 @@ LAUNCHERS = ("auto", "python", "torchrun", "slurm")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "sgd", "adafactor")
 DEEPSPEED_PRESETS = ("zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio")  # core.train.reporting writes them
 # Per-device sequences per forward pass and forward passes per step: far beyond any real run, so a
 # bigger value is a typo (10**12 would otherwise be accepted and the data loader takes the whole set).
 MAX_BATCH_SIZE = 4096
@@ -141,6 +142,9 @@ class TrainingConfig:
 @dataclass
 class EvalConfig:
     prompts: list = _f(["Who are you?", "Please tell me five scenic spots in Shanghai"],
+    report_to: str = _f("tensorboard", "Also send the metrics to: tensorboard (event files in RUN_DIR/tensorboard), "
+                        "wandb, mlflow or trackio (offline, files in the run folder; package needed), or none.",
+                        REPORT_TO)
                        "Prompts the model answers during training so you can watch it learn.")
     every_n_steps: int = _f(0, "Answer the prompts every this many steps (0 = at each save and at the end).")
     max_new_tokens: int = _f(128, "Longest answer generated for each prompt.")
@@ -686,6 +690,9 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
                     field="distributed.deepspeed")
         if m.attn_implementation == "flash_attention_2" and (gpus == 0 or not _has("flash_attn")):
             yield E("flash_attention_2 needs the flash-attn package and a CUDA GPU.",
+        if t.report_to != "none" and t.report_to in REPORT_TO and not _has(t.report_to):
+            yield E(f"report_to '{t.report_to}' needs the {t.report_to} package, which is not installed.",
+                    f"pip install {t.report_to}, or set training.report_to to none.", field="training.report_to")
                     "Use attn_implementation 'auto' (falls back to SDPA).", field="model.attn_implementation")
         if gpus and di.nproc_per_node > gpus and di.nnodes == 1:
             yield E(f"{di.nproc_per_node} processes asked for but only {gpus} GPU(s) found.",

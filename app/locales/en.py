@@ -92,6 +92,8 @@ LABELS = {
     "training.save_steps": {"label": "Save every N steps"},
     "training.save_total_limit": {"label": "Checkpoints kept"},
     "training.eval_steps": {"label": "Eval every N steps"},
+    "training.report_to": {"label": "Also log to", "info": "tensorboard: event files in RUN_DIR/tensorboard "
+                           "(tensorboard --logdir RUN_DIR); wandb / mlflow / trackio: offline, need their package."},
     "method/evalchat": {"label": "Prompts answered during training"},
     "eval.prompts": {"label": "Prompts (one per line)"},
     "eval.every_n_steps": {"label": "Answer every N steps"},

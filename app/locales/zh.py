@@ -92,6 +92,8 @@ LABELS = {
     "training.save_steps": {"label": "每 N 步保存", "info": "每这么多优化步保存检查点（0 = 只在结束时）。"},
     "training.save_total_limit": {"label": "保留检查点数", "info": "最多保留这么多检查点（0 = 全部）。"},
     "training.eval_steps": {"label": "每 N 步验证", "info": "每这么多步计算验证损失（0 = 每次保存时）。"},
+    "training.report_to": {"label": "同时记录到", "info": "tensorboard：事件文件写入 RUN_DIR/tensorboard"
+                           "（tensorboard --logdir RUN_DIR）；wandb / mlflow / trackio：离线模式，需安装对应的包。"},
     "method/evalchat": {"label": "训练中回答的提示"},
     "eval.prompts": {"label": "提示（每行一个）", "info": "训练中模型会回答这些提示，便于观察学习效果。"},
     "eval.every_n_steps": {"label": "每 N 步回答", "info": "0 = 每次保存及结束时。"},

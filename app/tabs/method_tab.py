@@ -63,6 +63,7 @@ def build(ctx: BuildContext) -> None:
                     field(ctx, "training.save_steps")
                     field(ctx, "training.save_total_limit")
                     field(ctx, "training.eval_steps")
+                    field(ctx, "training.report_to")
             with container(ctx, "method/evalchat", gr.Accordion, open=False):
                 field(ctx, "eval.prompts", lines=3)
                 with gr.Row():

@@ -47,10 +47,11 @@ class StopFlag:
 class RunMetricsCallback(TrainerCallback):
     """One metrics.jsonl line per logging step (and one per evaluation), progress in status.json."""
 
-    def __init__(self, rd: RunDir, ctx: DistContext, *, samples_per_step: int):
+    def __init__(self, rd: RunDir, ctx: DistContext, *, samples_per_step: int, sinks: list | None = None):
         self.rd = rd
         self.ctx = ctx
         self.samples_per_step = samples_per_step
+        self.sinks = list(sinks or [])  # e.g. core.train.reporting.TensorBoardSink: get every metrics line too
         self.t0 = time.time()
         self.start_step = 0
         self.last = (time.time(), 0, 0)  # time, step, tokens at the previous line
@@ -68,6 +69,8 @@ class RunMetricsCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._restart_clock(state)
         self.clock_pending = True
+        for sink in self.sinks:
+            sink.start(state.global_step)
         if self.ctx.is_main:
             self.rd.write_status(state="running", message="Training.", step=state.global_step,
                                  total_steps=state.max_steps, world_size=self.ctx.world_size)
@@ -112,14 +115,24 @@ class RunMetricsCallback(TrainerCallback):
                                                                                    "log_odds"))})
             self.last = (now, step, tokens)
             self.rd.append_jsonl(self.rd.metrics_path, record)
+            self._to_sinks(record)
             print(_progress_line(record), flush=True)
         elif "eval_loss" in logs:
             record = {**base, "kind": "eval", "loss": None, "eval_loss": _round(logs["eval_loss"]),
                       "learning_rate": None, "grad_norm": None, "tokens_per_s": None,
                       "tokens_seen": int(state.num_input_tokens_seen or 0), "samples_per_s": None, "eta_s": None}
             self.rd.append_jsonl(self.rd.metrics_path, record)
+            self._to_sinks(record)
             self.rd.write_status(eval_loss=record["eval_loss"])
             print(f"[tunesmith] step {step} eval_loss {record['eval_loss']:.4f}", flush=True)
+
+    def _to_sinks(self, record: dict) -> None:
+        for sink in self.sinks:
+            sink.write(record)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for sink in self.sinks:
+            sink.close()
 
 
 class StopCallback(TrainerCallback):

@@ -8,6 +8,7 @@ from pathlib import Path
 from core.config import RunConfig
 from core.train.callbacks import EvalChatCallback, RunMetricsCallback, StopCallback, StopFlag
 from core.train.dist import DistContext
+from core.train.reporting import metric_sinks, trainer_report_to
 from core.train.rundir import RunDir
 from core.train.trainer import Faults
 
@@ -102,7 +103,7 @@ def training_kwargs(cfg: RunConfig, rd: RunDir, ctx: DistContext, *, has_eval: b
         ddp_find_unused_parameters=False,
         activation_checkpointing=cfg.model.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.model.gradient_checkpointing else None,
-        report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        report_to=trainer_report_to(cfg.training.report_to, rd.path), disable_tqdm=True, dataloader_num_workers=0,
         include_num_input_tokens_seen="all", deepspeed=deepspeed,
     )
     return kwargs
@@ -112,7 +113,8 @@ def standard_callbacks(cfg: RunConfig, session: Session, tokenizer, *, template:
     samples_per_step = cfg.training.batch_size * cfg.training.gradient_accumulation * session.ctx.world_size
     return [
         StopCallback(session.rd, session.ctx, session.stop, stop_at_step=session.faults.stop_at_step),
-        RunMetricsCallback(session.rd, session.ctx, samples_per_step=samples_per_step),
+        RunMetricsCallback(session.rd, session.ctx, samples_per_step=samples_per_step,
+                           sinks=metric_sinks(cfg.training.report_to, session.rd.path, session.ctx.is_main)),
         EvalChatCallback(session.rd, session.ctx, tokenizer, template=template, prompts=list(cfg.eval.prompts),
                          system=cfg.data.system, every_n_steps=cfg.eval.every_n_steps,
                          max_new_tokens=cfg.eval.max_new_tokens, zero3=zero3, seed=cfg.training.seed),
