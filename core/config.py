@@ -137,14 +137,14 @@ class TrainingConfig:
     save_total_limit: int = _f(2, "Keep at most this many checkpoints (0 = keep all).")
     eval_steps: int = _f(0, "Compute eval loss every this many steps (0 = at each save).")
     resume_from: str = _f("", "Resume from 'latest' or a checkpoint folder; empty = start fresh.")
+    report_to: str = _f("tensorboard", "Also send the metrics to: tensorboard (event files in RUN_DIR/tensorboard), "
+                        "wandb, mlflow or trackio (offline, files in the run folder; package needed), or none.",
+                        REPORT_TO)
 
 
 @dataclass
 class EvalConfig:
     prompts: list = _f(["Who are you?", "Please tell me five scenic spots in Shanghai"],
-    report_to: str = _f("tensorboard", "Also send the metrics to: tensorboard (event files in RUN_DIR/tensorboard), "
-                        "wandb, mlflow or trackio (offline, files in the run folder; package needed), or none.",
-                        REPORT_TO)
                        "Prompts the model answers during training so you can watch it learn.")
     every_n_steps: int = _f(0, "Answer the prompts every this many steps (0 = at each save and at the end).")
     max_new_tokens: int = _f(128, "Longest answer generated for each prompt.")
@@ -685,14 +685,14 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
         if me.finetuning == "qlora" and not _has("bitsandbytes"):
             yield E("QLoRA needs bitsandbytes and a CUDA GPU or a CPU build that supports 4-bit.",
                     "pip install bitsandbytes, or choose LoRA.", field="method.finetuning")
+        if t.report_to != "none" and t.report_to in REPORT_TO and not _has(t.report_to):
+            yield E(f"report_to '{t.report_to}' needs the {t.report_to} package, which is not installed.",
+                    f"pip install {t.report_to}, or set training.report_to to none.", field="training.report_to")
         if di.deepspeed and not _has("deepspeed"):
             yield E("DeepSpeed is not installed.", "pip install deepspeed, or leave distributed.deepspeed empty.",
                     field="distributed.deepspeed")
         if m.attn_implementation == "flash_attention_2" and (gpus == 0 or not _has("flash_attn")):
             yield E("flash_attention_2 needs the flash-attn package and a CUDA GPU.",
-        if t.report_to != "none" and t.report_to in REPORT_TO and not _has(t.report_to):
-            yield E(f"report_to '{t.report_to}' needs the {t.report_to} package, which is not installed.",
-                    f"pip install {t.report_to}, or set training.report_to to none.", field="training.report_to")
                     "Use attn_implementation 'auto' (falls back to SDPA).", field="model.attn_implementation")
         if gpus and di.nproc_per_node > gpus and di.nnodes == 1:
             yield E(f"{di.nproc_per_node} processes asked for but only {gpus} GPU(s) found.",
