@@ -23,8 +23,16 @@ from core.errors import DataError, UserError, close_matches
 __all__ = ["MAP_FNS", "MapFn", "RowSkipped", "check_columns", "get_map_fn", "make_columns_map_fn", "suggest_map_fn"]
 
 
+def _col(row: dict, name: str) -> str:
+    return text(row[name], f"'{name}'")
+
+
+def _opt(row: dict, name: str) -> str:
+    return text(row.get(name), f"'{name}'")
+
+
 def _one(system: str, inp, out) -> dict:
-    turn = {"input": text(inp), "output": text(out)}
+    turn = {"input": text(inp, "the question"), "output": text(out, "the answer")}
     return {"conversation": [{"system": system, **turn} if system else turn]}
 
 
@@ -37,7 +45,7 @@ def alpaca_map_fn(row: dict) -> dict:
     """
     if row.get("output") == "<nooutput>":
         raise RowSkipped("output is <nooutput>")
-    return _one(SYSTEM_TEMPLATES["alpaca"], f"{text(row['instruction'])}\n{text(row.get('input'))}", row["output"])
+    return _one(SYSTEM_TEMPLATES["alpaca"], f"{_col(row, 'instruction')}\n{_opt(row, 'input')}", row["output"])
 
 
 def alpaca_zh_map_fn(row: dict) -> dict:
@@ -46,7 +54,7 @@ def alpaca_zh_map_fn(row: dict) -> dict:
     Before: {"instruction_zh": "翻译", "input_zh": "cat", "output_zh": "猫"}
     After:  {"conversation": [{"system": SYSTEM_TEMPLATES["alpaca"], "input": "翻译\\ncat", "output": "猫"}]}
     """
-    return _one(SYSTEM_TEMPLATES["alpaca"], f"{text(row['instruction_zh'])}\n{text(row.get('input_zh'))}",
+    return _one(SYSTEM_TEMPLATES["alpaca"], f"{_col(row, 'instruction_zh')}\n{_opt(row, 'input_zh')}",
                 row["output_zh"])
 
 
@@ -75,7 +83,7 @@ def colors_map_fn(row: dict) -> dict:
     After:  {"conversation": [{"system": SYSTEM_TEMPLATES["colorist"], "input": "a calm light blue.",
                                "output": "#87ceeb"}]}
     """
-    desc = ":".join(text(row["description"]).split(":")[1:]).strip()
+    desc = ":".join(_col(row, "description").split(":")[1:]).strip()
     return _one(SYSTEM_TEMPLATES["colorist"], desc, row["color"])
 
 
@@ -112,7 +120,7 @@ def medical_map_fn(row: dict) -> dict:
     Before: {"instruction": "头痛怎么办？", "input": "三天了", "output": "建议就医。"}
     After:  {"conversation": [{"system": SYSTEM_TEMPLATES["medical"], "input": "头痛怎么办？\\n三天了", "output": "建议就医。"}]}
     """
-    return _one(SYSTEM_TEMPLATES["medical"], f"{text(row['instruction'])}\n{text(row.get('input'))}", row["output"])
+    return _one(SYSTEM_TEMPLATES["medical"], f"{_col(row, 'instruction')}\n{_opt(row, 'input')}", row["output"])
 
 
 def openorca_map_fn(row: dict) -> dict:
@@ -121,7 +129,7 @@ def openorca_map_fn(row: dict) -> dict:
     Before: {"system_prompt": "Be brief.", "question": "2+2?", "response": "4"}
     After:  {"conversation": [{"system": "Be brief.", "input": "2+2?", "output": "4"}]}
     """
-    return _one(text(row.get("system_prompt")), row["question"], row["response"])
+    return _one(_opt(row, "system_prompt"), row["question"], row["response"])
 
 
 def pretrain_map_fn(row: dict) -> dict:
@@ -130,7 +138,7 @@ def pretrain_map_fn(row: dict) -> dict:
     Before: {"text": "  The sky is blue.\\n"}
     After:  {"conversation": [{"input": "", "output": "The sky is blue.", "need_eos_token": False}]}
     """
-    return {"conversation": [{"input": "", "output": text(row["text"]).strip(), "need_eos_token": False}]}
+    return {"conversation": [{"input": "", "output": _col(row, "text").strip(), "need_eos_token": False}]}
 
 
 def sql_map_fn(row: dict) -> dict:
@@ -140,7 +148,7 @@ def sql_map_fn(row: dict) -> dict:
     After:  {"conversation": [{"system": SYSTEM_TEMPLATES["sql"], "input": "CREATE TABLE t (a INT)\\nCount rows",
                                "output": "SELECT COUNT(*) FROM t"}]}
     """
-    return _one(SYSTEM_TEMPLATES["sql"], f"{text(row['context'])}\n{text(row['question'])}", row["answer"])
+    return _one(SYSTEM_TEMPLATES["sql"], f"{_col(row, 'context')}\n{_col(row, 'question')}", row["answer"])
 
 
 def stack_exchange_map_fn(row: dict) -> dict:
@@ -176,6 +184,14 @@ def _parse_messages(value, column: str) -> list:
     if not all(isinstance(m, dict) for m in items):
         raise RowSkipped(f"'{column}' holds something other than message objects")
     return items
+
+
+def _message_text(msg: dict, key: str, role) -> str:
+    """A message's text; a message without it is dropped with its row rather than becoming an empty turn
+    (a missing 'content' is a broken export, not a deliberate empty message)."""
+    if msg.get(key) is None:
+        raise RowSkipped(f"a '{role}' message has no '{key}'")
+    return text(msg[key], f"a message's '{key}'")
 
 
 def _finish(conversation: list, pending_user: str, column: str) -> dict:
@@ -215,7 +231,8 @@ def openai_map_fn(row: dict) -> dict:
         messages = messages[1:]
     conversation, system, pending = [], "", ""
     for msg in messages:
-        role, content = msg.get("role"), text(msg.get("content"))
+        role = msg.get("role")
+        content = _message_text(msg, "content", role)
         if role == "system":
             system = content
         elif role in ("user", "tool"):
@@ -247,10 +264,11 @@ def sharegpt_map_fn(row: dict) -> dict:
     After:  {"conversation": [{"system": "Be kind.", "input": "Hi", "output": "Hello!"}]}
     """
     messages = _parse_messages(row["conversations"], "conversations")
-    system, pending, conversation = text(row.get("system")), [], []
+    system, pending, conversation = _opt(row, "system"), [], []
     for msg in messages:
-        role = text(msg.get("from", msg.get("role"))).lower()
-        value = text(msg.get("value", msg.get("content")))
+        role = text(msg.get("from", msg.get("role")), "a message's 'from'").lower()
+        value = _message_text(msg, "value" if msg.get("value") is not None or msg.get("content") is None else "content",
+                              role)
         if role == "system":
             system = value
         elif role in SHAREGPT_USER:
@@ -290,7 +308,8 @@ def wizardlm_map_fn(row: dict) -> dict:
     for (r1, m1), (r2, m2) in zip(data[0::2], data[1::2]):
         if r1 != "human" or r2 != "gpt":
             raise RowSkipped("wizardlm conversations must alternate human / gpt")
-        conversation.append({"input": text(m1.get("value")), "output": text(m2.get("value"))})
+        conversation.append({"input": text(m1.get("value"), "a message's 'value'"),
+                             "output": text(m2.get("value"), "a message's 'value'")})
     return _finish(conversation, "?" if trailing else "", "conversations")
 
 
@@ -309,7 +328,7 @@ def llava_map_fn(row: dict) -> dict:
         data = data[1:]
     conversation, pending = [], ""
     for role, msg in data:
-        value = text(msg.get("value"))
+        value = text(msg.get("value"), "a message's 'value'")
         if role == "human":
             if "<image>" in value:
                 value = ("<image>\n" + value.replace("<image>", "").strip()).strip()
@@ -329,7 +348,7 @@ def oasst1_map_fn(row: dict) -> dict:
     After:  {"conversation": [{"input": "Hi", "output": "Hello!"}]}
     """
     parts = []
-    for piece in text(row["text"]).strip().split("###"):
+    for piece in _col(row, "text").strip().split("###"):
         piece = piece.strip()
         if piece.startswith("Human:"):
             parts.append(piece[len("Human:"):].strip())
@@ -353,7 +372,7 @@ def standard_map_fn(row: dict) -> dict:
         clean = {k: v for k, v in turn.items() if v is not None}
         for key in ("system", "input", "output"):
             if key in clean:
-                clean[key] = text(clean[key])
+                clean[key] = text(clean[key], f"a turn's '{key}'")
         conversation.append(clean)
     if not conversation:
         raise RowSkipped("empty 'conversation'")

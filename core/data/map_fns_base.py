@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,15 +16,51 @@ class RowSkipped(Exception):
         self.reason = reason
 
 
-def text(value) -> str:
-    """A cell as text: None -> "", numbers -> str.
+def text(value, what: str = "a field") -> str:
+    """A cell as training text: None -> "", str as is, plain numbers -> their digits.
 
-    >>> text(None), text(3), text("a")
-    ('', '3', 'a')
+    Anything else would reach the model as Python's repr (``['x', 'y']``, ``True``, ``nan``), so the
+    row is dropped with a reason naming ``what`` instead.
+
+    >>> text(None), text(3), text(2.5), text("a")
+    ('', '3', '2.5', 'a')
+    >>> text(["x", "y"], "'content'")
+    Traceback (most recent call last):
+    ...
+    core.data.map_fns_base.RowSkipped: 'content' is a list, not text
     """
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):  # before int: bool is an int
+        raise RowSkipped(f"{what} is true/false, not text")
+    if isinstance(value, int):
+        _converted.number = True
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            _converted.number = True
+            return str(value)
+        raise RowSkipped(f"{what} is {value} (not a number), not text")
+    kind = {list: "a list", tuple: "a list", dict: "an object"}.get(type(value), f"a {type(value).__name__}")
+    raise RowSkipped(f"{what} is {kind}, not text")
+
+
+_converted = threading.local()  # per thread: the GUI previews in threads, datasets maps in processes
+NUMBER_NOTE = "a number was used as text (e.g. 4 became \"4\")"
+
+
+def took_number() -> bool:
+    """Whether :func:`text` turned a number into text since the last call (and reset)."""
+    seen = getattr(_converted, "number", False)
+    _converted.number = False
+    return seen
+
+
+def loose_text(value) -> str:
+    """Any value as a string, for guessing a format from a first row (never drops anything)."""
+    return "" if value is None else value if isinstance(value, str) else str(value)
 
 
 def as_list(value) -> list:

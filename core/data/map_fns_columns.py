@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.data.map_fns_base import MapFn, RowSkipped, as_list, text
+from core.data.map_fns_base import MapFn, RowSkipped, as_list, loose_text, text
 from core.errors import UserError
 
 ROLES = ("system", "input", "output", "history", "text")
@@ -39,12 +39,12 @@ def _history_turns(history, names: dict) -> list[dict]:
         return openai_map_fn({"messages": items})["conversation"]
     for item in items:
         if isinstance(item, dict):
-            turn = {"input": text(item.get(names.get("input", "input"), item.get("input"))),
-                    "output": text(item.get(names.get("output", "output"), item.get("output")))}
-            system = text(item.get(names.get("system", "system"), item.get("system")))
+            turn = {"input": text(item.get(names.get("input", "input"), item.get("input")), "a history 'input'"),
+                    "output": text(item.get(names.get("output", "output"), item.get("output")), "a history 'output'")}
+            system = text(item.get(names.get("system", "system"), item.get("system")), "a history 'system'")
             turns.append({"system": system, **turn} if system else turn)
         elif isinstance(item, (list, tuple)) and len(item) == 2:
-            turns.append({"input": text(item[0]), "output": text(item[1])})
+            turns.append({"input": text(item[0], "a history question"), "output": text(item[1], "a history answer")})
         else:
             raise RowSkipped("history entries must be [question, answer] pairs or turn objects")
     return turns
@@ -75,7 +75,8 @@ def build_columns_map_fn(columns: dict) -> MapFn:
         column = columns["text"]
 
         def text_map_fn(row: dict) -> dict:
-            return {"conversation": [{"input": "", "output": text(row.get(column)).strip(), "need_eos_token": False}]}
+            return {"conversation": [{"input": "", "output": text(row.get(column), f"'{column}'").strip(),
+                                      "need_eos_token": False}]}
 
         text_map_fn.__doc__ = build_columns_map_fn.__doc__
         return MapFn("columns", text_map_fn, (column,), f"pre-training text from column {column}", pretrain=True)
@@ -89,9 +90,10 @@ def build_columns_map_fn(columns: dict) -> MapFn:
         turns = _history_turns(row.get(columns["history"]), columns) if "history" in columns else []
         out_col = columns.get("output")
         if out_col and out_col in row:
-            turn = {"input": text(row.get(columns.get("input", ""), "")), "output": text(row[out_col])}
+            turn = {"input": text(row.get(columns.get("input", ""), ""), f"'{columns.get('input', '')}'"),
+                    "output": text(row[out_col], f"'{out_col}'")}
             turns.append(turn)
-        system = text(row.get(columns["system"])) if "system" in columns and columns["system"] in row else ""
+        system = text(row.get(columns["system"]), f"'{columns['system']}'") if "system" in columns and columns["system"] in row else ""
         if system and turns and not turns[0].get("system"):
             turns[0] = {"system": system, **turns[0]}
         if not turns:
@@ -137,12 +139,12 @@ def suggest(column_names, first_row: dict | None = None) -> str | None:
     present = set(column_names)
     for needed, name in _RULES:
         if all(c in present for c in needed):
-            if name == "pretrain" and first_row and "### Human:" in text(first_row.get("text")):
+            if name == "pretrain" and first_row and "### Human:" in loose_text(first_row.get("text")):
                 return "oasst1"
             if name == "sharegpt" and first_row:
-                roles = {text(m.get("from")) for m in as_list(first_row.get("conversations")) if isinstance(m, dict)}
+                roles = {loose_text(m.get("from")) for m in as_list(first_row.get("conversations")) if isinstance(m, dict)}
                 if "system" in roles and "user" in roles and any(
-                        "<|startofthink|>" in text(m.get("value")) for m in as_list(first_row.get("conversations"))
+                        "<|startofthink|>" in loose_text(m.get("value")) for m in as_list(first_row.get("conversations"))
                         if isinstance(m, dict)):
                     return "msagent_react"
             return name

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from core.data.encode import apply_system, make_encoder
 from core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
-from core.data.map_fns_base import MapFn, text
+from core.data.map_fns_base import NUMBER_NOTE, MapFn, text, took_number
 from core.data.stats import DatasetStats
 from core.data.templates import resolve_template
 from core.errors import ConfigError, DataError
@@ -106,8 +106,11 @@ def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
     reasons, notes, good, conversations = [""] * n, [""] * n, [], []
     for j in range(n):
         row = {k: batch[k][j] for k in keys}
+        took_number()
         try:
             conversation, notes[j] = row_conversation(row, spec)
+            if took_number():
+                notes[j] = "\n".join(filter(None, (notes[j], NUMBER_NOTE)))
         except RowSkipped as exc:
             reasons[j] = exc.reason
             continue
@@ -147,8 +150,8 @@ def collect_stats(encoded, spec: PipelineSpec, rows: int) -> DatasetStats:
         if reason:
             stats.add_drop(reason, row)
             continue
-        if note:
-            stats.notes[note] = stats.notes.get(note, 0) + 1
+        for one in note.split("\n") if note else ():
+            stats.add_note(one, row)
         stats.kept += 1
         stats.lengths.append(length)
         stats.total_tokens += length

@@ -58,7 +58,8 @@ class DataPreview:
             first = self.stats.drop_examples.get(reason)
             out.append(f"{count} row(s) dropped: {reason} (first: row {first})")
         for note, count in self.stats.notes.items():
-            out.append(f"{count} row(s): {note}")
+            first = self.stats.note_examples.get(note)
+            out.append(f"{count} row(s): {note}" + ("" if first is None else f" (first: row {first})"))
         return out
 
 

@@ -16,6 +16,7 @@ class DatasetStats:
     dropped: dict = field(default_factory=dict)  # reason -> count
     drop_examples: dict = field(default_factory=dict)  # reason -> first row number (0-based, file order)
     notes: dict = field(default_factory=dict)  # harmless changes, e.g. trailing user turns removed -> count
+    note_examples: dict = field(default_factory=dict)  # note -> first row number
     lengths: list = field(default_factory=list)  # tokens per kept sample (after truncation)
     truncated: int = 0  # kept samples cut to max_length
     total_tokens: int = 0
@@ -62,6 +63,10 @@ class DatasetStats:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         self.drop_examples.setdefault(reason, row)
 
+    def add_note(self, note: str, row: int) -> None:
+        self.notes[note] = self.notes.get(note, 0) + 1
+        self.note_examples.setdefault(note, row)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out.update(truncated_share=self.truncated_share, supervised_share=self.supervised_share,
@@ -82,7 +87,8 @@ class DatasetStats:
         for reason, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]):
             out.append(f"  dropped {n}: {reason} (first at row {self.drop_examples.get(reason, '?')})")
         for note, n in self.notes.items():
-            out.append(f"  note: {note}: {n} row(s)")
+            first = self.note_examples.get(note)
+            out.append(f"  note: {note}: {n} row(s){'' if first is None else f' (first at row {first})'}")
         s = self.length_summary()
         if s:
             out.append(f"tokens per sample: min {s['min']}, mean {s['mean']}, median {s['p50']}, "
