@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         app_kwargs = {"middleware": [Middleware(ClientHostMiddleware)]}
     demo, _ = build_app(settings)
     if not args.no_queue_worker:
-        QueueWorker(settings.runs_root).start()
+        QueueWorker(settings).start()
     print(f"Tunesmith: runs in {settings.runs_root}, uploads in {settings.uploads_dir} "
           f"(built in {time.monotonic() - T0:.1f}s)", flush=True)
     demo.queue(default_concurrency_limit=8).launch(

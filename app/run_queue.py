@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from app.settings import AppSettings
 from core.config import RunConfig
 from core.errors import UserError
 from core.train.rundir import ACTIVE_STATES, RunDir
@@ -66,17 +67,21 @@ def cancel(run_dir: Path) -> None:
     RunDir(run_dir).write_status(state="stopped", message="Removed from the queue before it started.")
 
 
-def tick(runs_root: Path) -> Path | None:
+def tick(settings: AppSettings) -> Path | None:
     """Start the oldest queued run when nothing is active; return its folder (None when nothing started)."""
+    from app.callbacks.common import app_folders, check_config
     from core.train.launcher import launch
 
-    waiting = queued_runs(runs_root)
+    runs_root = settings.runs_root
+    own = app_folders(settings)
+    waiting = [p for p in queued_runs(runs_root) if p.resolve() not in own]
     if not waiting or active_runs(runs_root):
         return None
     run_dir = waiting[0]
     rd = RunDir(run_dir)
     try:
-        cfg = RunConfig.load(rd.config_path)
+        # The queued config.yaml waited on disk: it passes the GUI's check again before it runs.
+        cfg = check_config(RunConfig.load(rd.config_path), settings, run_dir=run_dir)
         launch(cfg, run_dir)
     except UserError as exc:  # e.g. a path that vanished while it waited: say so in its own status
         rd.write_status(state="failed", message=str(exc), error=exc.message, advice=exc.fix or "")
@@ -88,16 +93,16 @@ def tick(runs_root: Path) -> Path | None:
 class QueueWorker(threading.Thread):
     """Calls :func:`tick` every few seconds for the life of the app process."""
 
-    def __init__(self, runs_root: Path, interval: float = 2.0):
+    def __init__(self, settings: AppSettings, interval: float = 2.0):
         super().__init__(name="tunesmith-queue", daemon=True)
-        self.runs_root = runs_root
+        self.settings = settings
         self.interval = interval
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
             try:
-                tick(self.runs_root)
+                tick(self.settings)
             except Exception:  # noqa: BLE001 - a bad folder must not end the worker
                 log.exception("queue tick failed")
 

@@ -97,10 +97,10 @@ def test_second_start_while_busy_asks_then_queues(settings, data_file, launched,
     queued = run_queue.queued_runs(settings.runs_root)
     assert len(queued) == 1 and queued[0].name.startswith("second-") and out["train/current"] == str(queued[0])
     assert RunDir(queued[0]).read_status()["state"] == "queued"
-    assert run_queue.tick(settings.runs_root) is None  # still busy: nothing starts
+    assert run_queue.tick(settings) is None  # still busy: nothing starts
 
     monkeypatch.setattr(run_queue, "active_runs", lambda root: [])
-    assert run_queue.tick(settings.runs_root) == queued[0]
+    assert run_queue.tick(settings) == queued[0]
     assert launched[-1][1] == queued[0] and run_queue.queued_runs(settings.runs_root) == []
 
 

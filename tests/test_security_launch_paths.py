@@ -279,3 +279,118 @@ def test_an_app_started_from_the_root_folder_does_not_allow_the_whole_disk(folde
     with pytest.raises(UserError, match="outside the folders"):
         resolve_user_path("/etc/passwd", roots)
     assert resolve_user_path(str(allowed / "data.json"), roots) == allowed / "data.json"
+
+
+# ---- issue 9: one check of a config on every road to a launch ---------------------------------------------
+
+@pytest.fixture
+def recorded_launches(monkeypatch):
+    """launcher.launch replaced by a recorder: nothing trains, but what would have launched is kept."""
+    import core.train.launcher as launcher
+    from core.train.rundir import RunDir
+
+    calls = []
+
+    class Handle:
+        def __init__(self, run_dir):
+            self.rd = RunDir(run_dir)
+            self.run_dir = self.rd.path
+
+    def fake_launch(cfg, run_dir=None):
+        calls.append((cfg, run_dir))
+        return Handle(run_dir)
+
+    monkeypatch.setattr(launcher, "launch", fake_launch)
+    return calls
+
+
+def _stopped_run(settings, tiny_model_dir, allowed):
+    """A run of the app's with a checkpoint, as Resume finds it."""
+    from app.form import gui_default_config
+    from core.train.rundir import RunDir
+
+    rd = RunDir(settings.runs_root / "r1")
+    cfg = gui_default_config()
+    cfg.model.name_or_path, cfg.data.path, cfg.output.run_dir = str(tiny_model_dir), str(allowed / "data.json"), str(rd.path)
+    cfg.save(rd.config_path)
+    rd.write_status(state="stopped", step=1)
+    (rd.checkpoints_dir / "checkpoint-1").mkdir(parents=True)
+    (rd.checkpoints_dir / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    return rd
+
+
+def test_save_config_then_resume_cannot_launch_paths_outside_the_allowed_folders(folders, tiny_model_dir,
+                                                                                recorded_launches):
+    """Issue 9: Save config wrote the unchecked form into an existing run's config.yaml (a run config counted as
+    overwritable) and Resume launched it unchecked: a run trained on data and a model outside every allowed folder."""
+    from app.callbacks import config_cb, train_cb
+    from core.config import RunConfig
+
+    settings, allowed, outside = folders
+    rd = _stopped_run(settings, tiny_model_dir, allowed)
+    before = rd.config_path.read_bytes()
+    evil = _form(settings, allowed, tiny_model_dir, **{"data.path": str(outside / "secret.json"),
+                                                       "model.name_or_path": str(outside)})
+    for target in (rd.config_path, rd.path / "other.yaml", rd.checkpoints_dir / "checkpoint-1" / "config.yaml",
+                   settings.runs_root / "new-run" / "config.yaml"):
+        with pytest.raises(UserError, match="never writes into a run"):
+            config_cb.save_config({**evil, "top/config_path": str(target)}, settings)
+    assert rd.config_path.read_bytes() == before and not (settings.runs_root / "new-run").exists()
+
+    # config.yaml changed by any other means: Resume checks it as Start checks the form
+    cfg = RunConfig.load(rd.config_path)
+    cfg.data.path = str(outside / "secret.json")
+    cfg.save(rd.config_path)
+    with pytest.raises(UserError, match="outside the folders"):
+        train_cb.resume({"train/current": str(rd.path), "top/lang": "en"}, settings)
+    cfg.data.path, cfg.model.name_or_path = str(allowed / "data.json"), str(outside)
+    cfg.save(rd.config_path)
+    with pytest.raises(UserError, match="outside the folders"):
+        train_cb.resume({"train/current": str(rd.path), "top/lang": "en"}, settings)
+    assert recorded_launches == []
+    # the control: a clean config resumes
+    cfg.model.name_or_path = str(tiny_model_dir)
+    cfg.save(rd.config_path)
+    train_cb.resume({"train/current": str(rd.path), "top/lang": "en"}, settings)
+    (launched_cfg, run_dir), = recorded_launches
+    assert run_dir == rd.path and launched_cfg.training.resume_from == "latest"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("data.path", "{outside}/secret.json"),
+    ("model.name_or_path", "{outside}"),
+    ("distributed.deepspeed", "{outside}/ds.json"),
+    ("training.resume_from", "{outside}/checkpoint-1"),
+    ("output.run_dir", "{allowed}/not-in-the-runs-root"),
+])
+def test_every_road_to_a_launch_takes_the_same_config_check(folders, tiny_model_dir, recorded_launches, field, value):
+    """Start (the form), Load config (a YAML path), an uploaded YAML, and a queued run starting later all
+    refuse the same config, whichever path field is outside the allowed folders / the runs list."""
+    from app import run_queue
+    from app.callbacks import config_cb, train_cb
+    from app.form import config_from_values
+    from core.train.rundir import RunDir
+
+    settings, allowed, outside = folders
+    (outside / "ds.json").write_text("{}")
+    (outside / "checkpoint-1").mkdir()
+    bad = value.format(outside=outside, allowed=allowed)
+    form = _form(settings, allowed, tiny_model_dir, **{field: bad})
+    message = "not a run of this app" if field == "output.run_dir" else "outside the folders"
+    assert message in train_cb.start(form, settings)["train/status"]
+    cfg = config_from_values(form)
+    cfg.save(allowed / "bad.yaml")
+    with pytest.raises(UserError, match=message):
+        config_cb.load_config({"top/config_path": str(allowed / "bad.yaml"), "top/lang": "en"}, settings)
+    with pytest.raises(UserError, match=message):
+        config_cb.load_uploaded_config({"top/upload_cfg": str(allowed / "bad.yaml"), "top/lang": "en"}, settings)
+    assert recorded_launches == []
+    if field == "output.run_dir":
+        return  # a queued run always starts in its own folder, whatever its config says
+    queued = RunDir(settings.runs_root / "q1")
+    cfg.save(queued.config_path)
+    queued.write_status(**run_queue.queued_state())
+    assert run_queue.tick(settings) is None
+    status = queued.read_status()
+    assert status["state"] == "failed" and message in status["message"]
+    assert recorded_launches == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from app.form import config_from_values
 from app.security import resolve_user_path
 from app.settings import AppSettings
-from core.config import RunConfig
+from core.config import DEEPSPEED_PRESETS, RunConfig
 from core.errors import UserError
 
 LANG_ID = "top/lang"
@@ -42,23 +43,67 @@ def check_source(text: str, settings: AppSettings, what: str, *, allow_hub: bool
     return str(resolve_user_path(text, settings.allowed_roots(), what=what))
 
 
-def checked_config(values: dict, settings: AppSettings, *, base: RunConfig | None = None) -> RunConfig:
-    """The form as a RunConfig whose model and data paths are inside the allowed folders."""
-    cfg = config_from_values(values, base)
+# What training.resume_from may say without naming a folder: resolved inside the run's own checkpoints/.
+RESUME_NAME_RE = re.compile(r"^(latest|auto|true|True|(checkpoint-)?\d+)$")
+
+
+def app_folders(settings: AppSettings) -> set[Path]:
+    """The app's own folders: never a run, even when the runs root is the folder that holds them."""
+    return {Path(p).expanduser().resolve() for p in (settings.home, settings.uploads_dir, settings.exports_dir,
+                                                     settings.home / "configs", settings.home / "models")}
+
+
+def check_run_folder(text: str, settings: AppSettings, *, must_exist: bool = True, what: str = "run folder",
+                     field: str | None = None) -> Path:
+    """A run folder named by the browser (a hidden box, the runs list, the Run folder field), checked
+    against the runs list: a folder directly inside the runs root, not one of the app's own folders,
+    not reached through a symlink. Every call that names a run goes through here, so a folder that
+    merely holds a status.json (an upload, a typed path) is never treated as a run."""
+    path = resolve_user_path(text, settings.allowed_roots(), must_exist=False, what=what)
+    root = Path(settings.runs_root).expanduser().resolve()
+    if path.parent != root or path in app_folders(settings):
+        raise UserError(f"{text} is not a run of this app (runs are the folders directly inside {root}).",
+                        "Pick a run from the list of runs, or leave Run folder empty to make a new one there.",
+                        field=field)
+    if must_exist:
+        from core.train.rundir import RunDir
+
+        if not path.is_dir() or not RunDir(path).exists():
+            raise UserError(f"{text} is not a run folder (no status.json or config.yaml).",
+                            "Pick a run from the list of runs.", field=field)
+    return path
+
+
+def check_config(cfg: RunConfig, settings: AppSettings, *, run_dir: str | Path | None = None) -> RunConfig:
+    """THE check of a config against the app's allowed folders; every GUI road to a launch takes it
+    (Start, Resume, Load config, a queued run when it starts), whatever wrote the config: the form, a
+    YAML file, a run's own config.yaml. Paths come back resolved. Raises UserError naming the field.
+
+    Checked: the model and the dataset (a path inside the allowed folders, or a hub id / embedded
+    name), the run folder (one of the runs list), a DeepSpeed JSON and a resume checkpoint given as a
+    path (a name like ``latest`` or ``checkpoint-3`` is looked up inside the run folder only)."""
     if cfg.model.name_or_path:
         cfg.model.name_or_path = check_source(cfg.model.name_or_path, settings, "model", allow_embedded=True)
     if cfg.data.path:
         cfg.data.path = check_source(cfg.data.path, settings, "dataset")
     roots = settings.allowed_roots()
+    if run_dir is not None:
+        cfg.output.run_dir = str(run_dir)
     if cfg.output.run_dir:
-        cfg.output.run_dir = str(resolve_user_path(cfg.output.run_dir, roots, must_exist=False, what="run folder"))
-    resume = cfg.training.resume_from
-    if resume and resume not in ("latest", "auto") and ("/" in resume or resume.startswith(("~", "."))):
+        cfg.output.run_dir = str(check_run_folder(cfg.output.run_dir, settings, must_exist=False,
+                                                  field="output.run_dir"))
+    resume = (cfg.training.resume_from or "").strip()
+    if resume and not RESUME_NAME_RE.match(resume):
         cfg.training.resume_from = str(resolve_user_path(resume, roots, what="checkpoint"))
-    ds = cfg.distributed.deepspeed
-    if ds and (ds.endswith(".json") or "/" in ds):
+    ds = (cfg.distributed.deepspeed or "").strip()
+    if ds and ds not in DEEPSPEED_PRESETS:
         cfg.distributed.deepspeed = str(resolve_user_path(ds, roots, what="DeepSpeed config"))
     return cfg
+
+
+def checked_config(values: dict, settings: AppSettings, *, base: RunConfig | None = None) -> RunConfig:
+    """The form as a RunConfig that passed :func:`check_config`."""
+    return check_config(config_from_values(values, base), settings)
 
 
 def problems_html(problems: list, heading: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.callbacks.common import checked_config, lang_of, problems_html
+from app.callbacks.common import app_folders, check_config, checked_config, lang_of, problems_html
 from app.form import config_from_values, values_from_config
 from app.locales import LOCALES, props, text
 from app.registry import Update, ok_html
@@ -32,14 +32,36 @@ def _is_run_config(path: Path) -> bool:
         return False
 
 
+def _run_folder_holding(path: Path, settings: AppSettings) -> Path | None:
+    """The runs root, or the run folder (anything with a status.json or checkpoints/), that ``path`` is in."""
+    root = Path(settings.runs_root).expanduser().resolve()
+    if path == root or root in path.parents:
+        # A new folder there would join the runs list; only the app's own folders (when the runs root
+        # holds them) are not runs.
+        child = root / path.relative_to(root).parts[0] if path != root else root
+        if child not in app_folders(settings):
+            return child if child != path else root
+    for folder in path.parents:
+        if (folder / "status.json").exists() or (folder / "checkpoints").is_dir():
+            return folder
+    return None
+
+
 def save_config(values: dict, settings: AppSettings) -> dict:
-    """Write the form as YAML to the typed path. Only a .yaml/.yml path inside the allowed folders;
-    an existing file is replaced only when it is itself a run config (never a dataset typed by mistake)."""
+    """Write the form as YAML to the typed path. Only a .yaml/.yml path inside the allowed folders and
+    outside the runs root and every run folder; an existing file is replaced only when it is itself a
+    run config (never a dataset typed by mistake)."""
     lang = lang_of(values)
     path = resolve_user_path(values.get(CONFIG_PATH_ID) or default_config_path(settings), settings.allowed_roots(),
                              must_exist=False, what="config file")
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise UserError(f"{path.name} does not end in .yaml.", "Save configs as NAME.yaml.", field="config file")
+    run = _run_folder_holding(path, settings)
+    if run is not None:
+        # A run's config.yaml is what Resume and the queue launch; saving the form there would hand
+        # them a config nobody checked. Runs get their config from Start, never from Save.
+        raise UserError(f"{path} is inside the run folder {run}; Save config never writes into a run.",
+                        f"Save it elsewhere, e.g. {default_config_path(settings)}.", field="config file")
     if path.exists() and (path.is_dir() or not _is_run_config(path)):
         raise UserError(f"{path} exists and is not a Tunesmith run config, so it is left untouched.",
                         "Choose another file name.", field="config file")
@@ -60,7 +82,7 @@ def form_update(cfg: RunConfig) -> dict:
 def load_config(values: dict, settings: AppSettings) -> dict:
     """Read the YAML at the typed path (inside the allowed folders) into every tab."""
     path = resolve_user_path(values.get(CONFIG_PATH_ID) or "", settings.allowed_roots(), what="config file")
-    cfg = RunConfig.load(path)
+    cfg = check_config(RunConfig.load(path), settings)  # a YAML can name any path: the same check as Start
     return {**form_update(cfg), STATUS_ID: ok_html(text("loaded_config", lang_of(values), path=path))}
 
 
@@ -72,7 +94,7 @@ def load_uploaded_config(values: dict, settings: AppSettings) -> dict:
     path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
     if path.stat().st_size > 1_000_000:
         raise ConfigError(f"{path.name} is larger than 1 MB; that is not a run config.", "Upload a run config YAML.")
-    cfg = RunConfig.load(path)
+    cfg = check_config(RunConfig.load(path), settings)
     return {**form_update(cfg), STATUS_ID: ok_html(text("loaded_config", lang_of(values), path=path.name)),
             "top/upload_cfg": None}
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from app import commands
-from app.callbacks.common import checked_config, lang_of, problems_html
+from app.callbacks.common import app_folders, check_config, check_run_folder, checked_config, lang_of, problems_html
 from app.locales import text
 from app.plots import metric_frames, y_title
 from app.registry import Update, ok_html
@@ -60,10 +60,10 @@ def build_valid_config(values: dict, settings: AppSettings) -> RunConfig:
 
 
 def plan_run_dir(cfg: RunConfig, settings: AppSettings) -> Path:
-    """``output.run_dir`` when set (checked to be inside the allowed folders), else a new
+    """``output.run_dir`` when set (checked to be one of the runs list), else a new
     ``RUNS/<name>-<time>`` folder that does not exist yet."""
     if cfg.output.run_dir:
-        return resolve_user_path(cfg.output.run_dir, settings.allowed_roots(), must_exist=False, what="run folder")
+        return check_run_folder(cfg.output.run_dir, settings, must_exist=False, field="output.run_dir")
     name = sanitize_filename(cfg.output.name or cfg.default_name())
     base = settings.runs_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, n = base, 1
@@ -112,6 +112,7 @@ def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path |
     from core.train.launcher import launch
 
     run_dir = run_dir or plan_run_dir(cfg, settings)
+    cfg = check_config(cfg, settings, run_dir=run_dir)  # whatever built cfg (form, run config, YAML)
     handle = launch(cfg, run_dir)
     return {CURRENT: str(handle.run_dir), SEEN: "", "train/confirm": Update(visible=False),
             STATUS: ok_html(text("run_started", lang_of(values), run=handle.run_dir.name)),
@@ -178,6 +179,8 @@ def resume(values: dict, settings: AppSettings) -> dict:
         raise UserError(text("nothing_to_resume", lang_of(values)), "Start it again from the beginning instead.")
     cfg = RunConfig.load(rd.config_path)
     cfg.training.resume_from = "latest"
+    # config.yaml is a file on disk, not the form Start checked: it passes the same check first.
+    cfg = check_config(cfg, settings, run_dir=run_dir)
     if active_runs(settings.runs_root):
         enqueue(cfg, run_dir, active_runs(settings.runs_root)[0]["name"])
         return {STATUS: ok_html(text("run_queued", lang_of(values), run="-")), SEEN: ""}
