@@ -70,9 +70,9 @@ def test_overrides_seed_and_resume_reach_the_config(config_yaml):
     assert cfg.distributed.deepspeed == "zero3" and cfg.distributed.launcher == "torchrun"
 
 
-def _cli(*args, env=None, timeout=60):
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def _cli(*args, env=None, timeout=60, cwd=REPO_ROOT):
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})})
 
 
 def test_bad_config_is_one_error_line_with_exit_code_2(tmp_path, config_yaml):
@@ -134,3 +134,35 @@ def test_demo_never_reuses_a_folder_holding_an_earlier_run(tmp_path, monkeypatch
     RunDir(tmp_path / "work_dirs" / "demo").write_status(state="finished")
     assert main(["demo", "--print-command"]) == 0
     assert capsys.readouterr().out.split()[-1] == str(tmp_path / "work_dirs" / "demo-2")
+
+
+@pytest.mark.slow
+def test_resume_by_step_number_or_checkpoint_name_takes_the_runs_checkpoint(tmp_path, config_yaml):
+    """`--resume 4` and `--resume checkpoint-6` name checkpoints of the run folder (--work-dir), as the docs
+    say, even from a current folder that holds a checkpoint of the same name."""
+    import shutil
+
+    from core.config import RunConfig
+    from core.train.launcher import run_here
+
+    work = tmp_path / "run"
+    status = run_here(RunConfig.load(config_yaml).with_overrides([f"output.run_dir={work}", "training.max_steps=4",
+                                                                  "training.save_steps=2"]))
+    rd = RunDir(work)
+    assert status["state"] == "finished" and [c.name for c in rd.list_checkpoints()] == ["checkpoint-2",
+                                                                                         "checkpoint-4"]
+    elsewhere = tmp_path / "elsewhere"  # the user's current folder, with a complete decoy named checkpoint-6
+    shutil.copytree(rd.checkpoints_dir / "checkpoint-2", elsewhere / "checkpoint-6")
+    for resume, steps in (("4", 6), ("checkpoint-6", 8)):
+        out = _cli("train", str(config_yaml), "--work-dir", str(work), "--resume", resume, "--set",
+                   f"training.max_steps={steps}", "training.save_steps=2", cwd=elsewhere, timeout=400)
+        assert out.returncode == 0, (resume, out.stdout[-1500:], out.stderr[-1500:])
+        status = rd.read_status()
+        assert (status["state"], status["step"], status["latest_checkpoint"]) == ("finished", steps,
+                                                                                   f"checkpoint-{steps}")
+        resumed_from = work / "checkpoints" / f"checkpoint-{steps - 2}"
+        assert RunConfig.load(work).training.resume_from == str(resumed_from)
+        assert f"Resuming from checkpoint-{steps - 2}" in out.stdout
+    assert [m["step"] for m in rd.read_metrics() if m["kind"] == "train"] == list(range(1, 9))
+    out = _cli("train", str(config_yaml), "--work-dir", str(work), "--resume", "5", "--print-command", cwd=elsewhere)
+    assert out.returncode == 2 and "checkpoint '5' was not found" in out.stderr and "checkpoint-8" in out.stderr

@@ -29,6 +29,7 @@ from core.errors import UserError
 TERMINAL_STATES = ("finished", "stopped", "failed")
 ACTIVE_STATES = ("starting", "running", "stopping")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_NAME_RE = re.compile(r"^(?:checkpoint-)?\d+$")  # what --resume N / checkpoint-N look like
 STAGING = ".staging"
 
 
@@ -127,7 +128,10 @@ class RunDir:
                 raise UserError(f"there is no complete checkpoint in {self.checkpoints_dir} to resume from.",
                                 "Start the run without --resume, or point --work-dir at the run you want to continue.")
             return latest
-        candidates = [Path(name).expanduser(), self.checkpoints_dir / name, self.checkpoints_dir / f"checkpoint-{name}"]
+        own = [self.checkpoints_dir / name, self.checkpoints_dir / f"checkpoint-{name}"]
+        # "3" and "checkpoint-3" mean this run's checkpoint even when the current folder has one of that name.
+        candidates = own + [Path(name).expanduser()] if CHECKPOINT_NAME_RE.match(name) else \
+            [Path(name).expanduser(), *own]
         for cand in candidates:
             if cand.is_dir() and (cand / "trainer_state.json").is_file():
                 return cand.resolve()
