@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import psutil
@@ -120,6 +122,52 @@ def test_stop_on_a_two_process_full_finetune_saves_and_ends_every_process(tmp_pa
     assert train[-1]["loss"] < train[0]["loss"] - 0.5  # full fine-tuning on two ranks learns
     saved = load_file(rd.latest_checkpoint() / "model.safetensors")["model.embed_tokens.weight"]
     assert not torch.equal(saved, load_file(tiny_model_dir / "model.safetensors")["model.embed_tokens.weight"])
+
+
+def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model_dir, toy_data):
+    """Two launches of `python -m core train --nnodes 2 --node-rank R`, one process each, as on two machines that
+    share the run folder. Node 1's supervisor used to see its trainer exit 0 "without reporting a result" (only
+    global rank 0 reports) and end failed with exit code 1, so a scheduler saw a failure."""
+    from core.paths import REPO_ROOT
+    from core.train.commands import free_port
+
+    base = tmp_path_factory.mktemp("nodes")
+    config = base / "two_nodes.yaml"
+    toy_config(tiny_model_dir, toy_data, None, ["training.max_steps=4", "training.save_steps=2",
+                                                f"training.batch_size={BATCH}",
+                                                f"training.gradient_accumulation={ACCUM}"]).save(config)
+    work, port = base / "run", free_port()
+
+    def node(rank: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "core", "train", str(config), "--work-dir", str(work),
+                                 "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
+                                 "--master-addr", "127.0.0.1", "--master-port", str(port)],
+                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+    nodes = [node(0)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (work / "status.json").exists():  # node 0 owns the run folder
+        time.sleep(0.2)
+    nodes.append(node(1))
+    try:
+        outputs = [p.communicate(timeout=480)[0] for p in nodes]
+    finally:
+        for p in nodes:
+            if p.poll() is None:
+                p.kill()
+    main, other = RunDir(work), RunDir(work / "nodes" / "node-1")
+    assert [p.returncode for p in nodes] == [0, 0], (outputs, main.log_tail(30), other.log_tail(30))
+    status = main.read_status()
+    assert (status["state"], status["step"], status["world_size"], status["exit_code"]) == ("finished", 4, 2, 0)
+    node1 = other.read_status()
+    assert (node1["state"], node1["exit_code"], node1["step"]) == ("finished", 0, 4), node1
+    assert "without reporting" not in node1["message"] and node1["latest_checkpoint"] == "checkpoint-4"
+    train = [m for m in main.read_metrics() if m["kind"] == "train"]
+    assert [m["step"] for m in train] == [1, 2, 3, 4]  # global rank 0 alone writes metrics
+    sequences = status["dataset"]["sequences"]
+    assert train[0]["epoch"] == pytest.approx(ACCUM / math.ceil(math.ceil(sequences / 2) / BATCH), abs=1e-4)
+    assert not other.metrics_path.exists() and "[finished]" in outputs[1]
 
 
 def _pgid(pid):

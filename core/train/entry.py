@@ -43,11 +43,27 @@ def _install_signals(session: Session) -> None:
         signal.signal(sig, handler)
 
 
+def node_dir(rd: RunDir, ctx) -> RunDir | None:
+    """This machine's control folder (RUN_DIR/nodes/node-R) when this rank runs on a node other than node 0.
+
+    Global rank 0 reports for the whole run in RUN_DIR, but every other machine has a supervisor of its
+    own that waits for a result in its control folder: without one there, it calls a run that trained
+    fine a failure.
+    """
+    path = os.environ.get("TUNESMITH_NODE_DIR")
+    if ctx.is_main or not path:
+        return None
+    node = RunDir(path)
+    return None if node.path == rd.path else node
+
+
 def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_lock: bool = True) -> int:
     """Train the run in ``run_dir`` in this process; returns the exit code (0 finished/stopped, 1 failed)."""
     global _LOCK_FD
     rd = RunDir(run_dir)
     ctx = context_from_env(launcher)
+    node = node_dir(rd, ctx)
+    node_leader = node if node is not None and ctx.local_rank == 0 else None
     session = Session(rd=rd, ctx=ctx, faults=Faults.from_env())
     if install_signals:
         _install_signals(session)
@@ -60,6 +76,9 @@ def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_
         if ctx.is_main:
             rd.write_status(state="running", message="Starting.", trainer_pid=os.getpid(),
                             world_size=ctx.world_size, error=None, advice=None)
+        if node_leader:
+            node_leader.write_status(state="running", message=f"Training; rank 0 reports progress in {rd.path}.",
+                                     trainer_pid=os.getpid(), world_size=ctx.world_size, error=None, advice=None)
         if cfg.distributed.deepspeed:
             from core.train.dist import fix_cpu_deepspeed_world_size
 
@@ -70,11 +89,11 @@ def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_
             from core.train.sft import run_sft as workflow
         outcome = workflow(cfg, session)
     except StoppedEarly as exc:
-        if ctx.is_main:
-            rd.write_status(state="stopped", message=str(exc), error=None)
+        for where in filter(None, (rd if ctx.is_main else None, node_leader)):
+            where.write_status(state="stopped", message=str(exc), error=None)
         return 0
     except BaseException as exc:  # report every failure in plain words, then exit non-zero
-        _report_failure(rd, ctx, exc)
+        _report_failure(rd, ctx, exc, node)
         return 1
     finally:
         _shutdown_distributed()
@@ -82,10 +101,14 @@ def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_
         rd.write_status(state=outcome.state, message=outcome.message, step=outcome.step,
                         total_steps=outcome.total_steps, latest_checkpoint=outcome.checkpoint, error=None, advice=None)
         print(f"[tunesmith] {outcome.message}", flush=True)
+    if node_leader:
+        node_leader.write_status(state=outcome.state, message=f"This node's part is done. {outcome.message}",
+                                 step=outcome.step, total_steps=outcome.total_steps,
+                                 latest_checkpoint=outcome.checkpoint, error=None, advice=None)
     return 0
 
 
-def _report_failure(rd: RunDir, ctx, exc: BaseException) -> None:
+def _report_failure(rd: RunDir, ctx, exc: BaseException, node: RunDir | None = None) -> None:
     trace = traceback.format_exception(exc)
     sys.stderr.write("".join(trace))
     sys.stderr.flush()
@@ -98,8 +121,11 @@ def _report_failure(rd: RunDir, ctx, exc: BaseException) -> None:
         rd.write_status(state="failed", message=explained["error"], latest_checkpoint=latest.name if latest else None,
                         **explained)
     else:
-        rd.errors_dir.mkdir(parents=True, exist_ok=True)
-        (rd.errors_dir / f"rank-{ctx.rank}.json").write_text(json.dumps(explained, indent=1), encoding="utf-8")
+        # RUN_DIR/.errors for node 0's supervisor; the node's own folder for this machine's supervisor.
+        for where in filter(None, (rd, node)):
+            where.errors_dir.mkdir(parents=True, exist_ok=True)
+            (where.errors_dir / f"rank-{ctx.rank}.json").write_text(json.dumps(explained, indent=1),
+                                                                     encoding="utf-8")
     print(f"[tunesmith] failed: {explained['error']} {explained.get('advice', '')}", file=sys.stderr, flush=True)
 
 
