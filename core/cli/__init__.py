@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "core.cli.preset_cmds",
     "core.cli.export_cmds",
     "core.cli.chat_cmds",
+    "core.cli.serve_cmds",
+    "core.cli.eval_cmds",
 )
 
 
