@@ -219,6 +219,8 @@ def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandl
         env["TUNESMITH_SUPERVISED"] = "1"
         # Where this machine's supervisor looks for the result: the trainer's node leader reports there.
         env["TUNESMITH_NODE_DIR"] = str(rd.path)
+        # Where this machine's supervisor looks for the result: the trainer's node leader reports there.
+        env["TUNESMITH_NODE_DIR"] = str(rd.path)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         with open(rd.log_path, "ab") as log:
