@@ -88,28 +88,22 @@ class RunHandle:
 
     # ---- control -----------------------------------------------------------------------------
     def stop(self) -> str:
-        """Ask for a graceful stop (checkpoint, then exit). Returns "stopping", "already stopping" or
-        "not running". Asking again never kills: a double-click must not lose the work since the last
-        checkpoint; ending the run at once is :meth:`kill`, an explicit, separate action."""
+        """Ask for a graceful stop (checkpoint, then exit); a second call kills the run. Returns what was done."""
         status = self.rd.read_status()
         if status.get("state") in TERMINAL_STATES or not self.is_alive():
             return "not running"
         if self.rd.request_stop():
-            return "already stopping"
+            self.kill()
+            return "killed"
         self.rd.write_status(state="stopping", message="Stop requested: saving a checkpoint at the next step.")
         return "stopping"
 
     def kill(self) -> list[int]:
-        """End every process of the run at once (SIGKILL to the group and its descendants), and only
-        processes proven to be this run's (procs.verified_run_processes): the pid in status.json alone
-        proves nothing. Raises UserError when the recorded pid is alive but is not this run's trainer."""
+        """End every process of the run at once (SIGKILL to the group and its descendants)."""
         status = self.rd.read_status()
-        leader, _others = procs.verified_run_processes(self.rd.path, status)
-        if leader is None and procs.process_matches(status.get("pid"), None) and self.is_alive():
-            raise UserError(f"refusing to signal pid {status.get('pid')}: it is not the trainer of {self.rd.path} "
-                            "(its start time or command line do not match what the launcher recorded).",
-                            "Nothing was signalled. If the run is really still going, end its processes yourself.")
-        killed = procs.kill_run(self.rd.path, status)
+        pgid = status.get("pgid") or (self.pid if self.pid else None)
+        killed = procs.kill_group(int(pgid) if pgid else None, root_pid=self.pid,
+                                  also=procs.recorded_processes(status.get("procs")))
         if self._popen is not None:
             try:
                 self._popen.wait(timeout=10)
@@ -219,8 +213,6 @@ def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandl
         env["TUNESMITH_SUPERVISED"] = "1"
         # Where this machine's supervisor looks for the result: the trainer's node leader reports there.
         env["TUNESMITH_NODE_DIR"] = str(rd.path)
-        # Where this machine's supervisor looks for the result: the trainer's node leader reports there.
-        env["TUNESMITH_NODE_DIR"] = str(rd.path)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         with open(rd.log_path, "ab") as log:
@@ -237,8 +229,7 @@ def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandl
         create_time = psutil.Process(popen.pid).create_time()
     except Exception:  # already gone: status() will tell
         pass
-    # start time and command line: what kill() checks before it signals a pid read back from the file
-    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time, pid_cmdline=wrapper)
+    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time)
     return RunHandle(rd.path, popen.pid, popen=popen, create_time=create_time)
 
 
