@@ -12,9 +12,10 @@ V = vocabulary, a = bytes of a 16-bit activation (2; 4 in fp32)):
 * weights: full/LoRA base in the training dtype. QLoRA: nf4 linear layers at 0.5 B/param plus their
   quantisation constants (double quant: 8-bit absmax per 64 values + fp32 per 256 blocks, about
   0.516 B/param in all); everything bitsandbytes does not quantise (embeddings, output head, norms,
-  fused MoE experts) is upcast to fp32 by peft's ``prepare_model_for_kbit_training``, which our
-  trainer calls. Full fine-tuning without DeepSpeed keeps fp32 weights (AMP) plus autocast's 16-bit
-  copies of the matmul weights; with DeepSpeed 16-bit weights and an fp32 master copy in the optimizer.
+  fused MoE experts) stays in the compute dtype (``core.train.models.parameter_dtypes``, which the
+  trainer applies; peft's k-bit preparation would upcast it to fp32, ours does not). Full fine-tuning
+  without DeepSpeed keeps fp32 weights (AMP) plus autocast's 16-bit copies of the matmul weights; with
+  DeepSpeed 16-bit weights and an fp32 master copy in the optimizer.
 * adapters: r x (in + out) per adapted linear layer, fp32 (peft keeps adapters in fp32).
 * gradients: one per trainable parameter, in the trainable weights' dtype; DDP adds a same-size bucket copy.
 * optimizer: AdamW m and v in fp32 (8 B/param; 2 B for 8-bit optimizers) + the fp32 master (4 B) under
@@ -31,8 +32,12 @@ V = vocabulary, a = bytes of a 16-bit activation (2; 4 in fp32)):
   Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models", eq. 1,
   34 sbh + 5as^2b for GPT) redone for RMSNorm, GQA, SwiGLU, LoRA and flash attention.
   Without gradient checkpointing all L layers are kept; with it, only each layer's input
-  (stream bytes x h, the stream is fp32 under QLoRA) plus one recomputed layer and a backward workspace.
-* logits: T x V in the compute dtype, its fp32 copy, and the loss' fp32 log-softmax (2 + 4 + 4 B).
+  (a x h) plus one recomputed layer and a backward workspace; with ``model.offload_checkpoints`` the
+  layer inputs go to CPU memory and only ``offload_live_layers`` of them are on the GPU at a time.
+* logits, for the loss ``core.train.models.resolve_loss`` picks: standard: T x V in the compute dtype,
+  its fp32 copy, and the loss' fp32 log-softmax (2 + 4 + 4 B); chunked (and Liger): one chunk of
+  ``core.train.loss.chunk_tokens(V)`` tokens x V at a time (16-bit + 8 B of fp32 work) plus an fp32
+  log-sum-exp per token (Liger also keeps the hidden states' gradient, T x h x a).
 * overhead: CUDA context, QLoRA's de-quantisation buffer, DeepSpeed buckets, plus a share of
   everything for allocator fragmentation.
 
@@ -63,7 +68,8 @@ class MemoryParams:
     nf4_absmax_bytes: float = 4 / 64             # fp32 absmax per 64-value block (bitsandbytes blocksize 64)
     nf4_double_quant_bytes: float = 1 / 64 + 4 / (64 * 256)  # 8-bit absmax + fp32 constant per 256 blocks
     int8_bytes: float = 1.0                      # LLM.int8 weights (+ an fp32 scale per output row)
-    qlora_upcast_non_quantized: bool = True      # peft prepare_model_for_kbit_training: non-4-bit params -> fp32
+    offload_live_layers: int = 2                 # offloaded checkpoints: the layer input in flight + the one copied back
+    chunked_logit_bytes: int = 8                 # chunked loss: fp32 logits + exp/grad per chunk element (+ a 16-bit copy)
     adapter_bytes: int = 4                       # peft autocast_adapter_dtype keeps LoRA weights in fp32
     optimizer_state_bytes: dict = field(default_factory=lambda: {
         "adamw_torch": 8, "adamw_torch_fused": 8, "paged_adamw_32bit": 8,  # fp32 m and v
@@ -237,8 +243,7 @@ def estimate_from_spec(cfg: RunConfig, spec: ArchSpec, inv: ParamInventory, *, g
     state = model_state_bytes(cfg, spec, inv, precision=precision, world=world, ds=ds, params=p,
                               details=details, notes=notes)
     activations = activation_bytes(cfg, spec, inv, tokens=tokens, a=a, params=p, details=details)
-    logits = tokens * spec.vocab * ((a if a < 4 else 0) + p.logits_loss_bytes)
-    details["logits_why"] = f"{tokens:,} tokens x {spec.vocab:,} vocab"
+    logits = logits_bytes(cfg, spec, tokens=tokens, a=a, params=p, details=details)
 
     dynamic = sum(state.values()) + activations + logits + details.get("dequant_buffer", 0) \
         + details.get("deepspeed_buffers", 0)
@@ -264,6 +269,25 @@ def estimate_from_spec(cfg: RunConfig, spec: ArchSpec, inv: ParamInventory, *, g
              f"{' x 2 (chosen+rejected)' if pair == 2 else ''}, gradient checkpointing "
              f"{'on' if cfg.model.gradient_checkpointing else 'off'}, {gpus}")
     return MemoryEstimate(breakdown=breakdown, details=details, notes=notes, gpu_gb=gpu_gb, setup=setup)
+
+
+def logits_bytes(cfg: RunConfig, spec: ArchSpec, *, tokens: int, a: int, params: MemoryParams, details: dict) -> int:
+    """The loss' logits memory for the loss the trainer picks (core.train.models.resolve_loss, on a GPU)."""
+    from core.train.loss import chunk_tokens
+    from core.train.models import resolve_loss
+
+    p = params
+    impl = resolve_loss(cfg, cuda=True)
+    details["loss"] = impl
+    sixteen = a if a < 4 else 0
+    if impl == "standard":
+        details["logits_why"] = f"{tokens:,} tokens x {spec.vocab:,} vocab"
+        return tokens * spec.vocab * (sixteen + p.logits_loss_bytes)
+    chunk = chunk_tokens(spec.vocab, tokens)
+    # one fp32 log-sum-exp per token is kept; Liger also keeps the hidden states' gradient from its forward
+    kept = tokens * 4 + (tokens * spec.hidden * a if impl == "liger" else 0)
+    details["logits_why"] = f"{impl} loss: {chunk:,} of {tokens:,} tokens x {spec.vocab:,} vocab at a time"
+    return chunk * spec.vocab * (sixteen + p.chunked_logit_bytes) + kept
 
 
 def replace_params(**changes) -> MemoryParams:

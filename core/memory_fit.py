@@ -8,8 +8,9 @@ The steps go from free to costly, and each is taken only while the estimate is s
 4. with several GPUs and a full fine-tune: DeepSpeed ZeRO-2, then ZeRO-3;
 5. full fine-tune -> LoRA -> QLoRA (4-bit base), with LoRA's usual learning rate;
 6. an 8-bit paged AdamW (the QLoRA paper's optimizer);
-7. LoRA rank down to 16, alpha scaled to keep alpha / r;
-8. max_length halved, down to 256 tokens.
+7. gradient checkpoints offloaded to CPU memory;
+8. LoRA rank down to 16, alpha scaled to keep alpha / r;
+9. max_length halved, down to 256 tokens.
 
 If even that does not fit, :class:`CannotFit` says by how much, with the changes it tried.
 """
@@ -96,6 +97,14 @@ def _optimizer(cfg):
     return f"optimizer {old} -> paged_adamw_8bit"
 
 
+def _offload(cfg):
+    m = cfg.model
+    if not m.gradient_checkpointing or m.offload_checkpoints:
+        return None
+    m.offload_checkpoints = True
+    return "gradient checkpoints offloaded to CPU memory"
+
+
 def _rank(cfg):
     lo = cfg.lora
     if not cfg.uses_lora or lo.r <= MIN_LORA_RANK:
@@ -117,7 +126,7 @@ def _shorter(cfg):
 
 # (step, may repeat)
 STEPS = ((_precision, False), (_checkpointing, False), (_batch_one, False), (_zero, True), (_method, True),
-         (_optimizer, False), (_rank, False), (_shorter, True))
+         (_optimizer, False), (_offload, False), (_rank, False), (_shorter, True))
 
 
 def fit(cfg: RunConfig, gpu_gb: float) -> tuple[RunConfig, list[str]]:

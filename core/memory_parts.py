@@ -7,6 +7,18 @@ from __future__ import annotations
 
 from core.model_info import ArchSpec, human_count
 from core.model_params import ParamInventory
+from core.train.models import parameter_dtypes
+
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def moe_refusal_text(cfg, spec: ArchSpec, inv: ParamInventory) -> str | None:
+    """core.train.models.moe_refusal's answer from the numbers the estimate already has."""
+    if cfg.method.finetuning != "qlora" or not spec.experts or inv.other <= 0.2 * inv.total:
+        return None
+    return (f"its {spec.experts} experts per layer are fused 3-D tensors in this transformers version, not "
+            f"nn.Linear layers, and bitsandbytes quantises only nn.Linear: {human_count(inv.other)} expert "
+            f"parameters would stay 16-bit")
 
 
 def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: str, world: int, ds: dict, params,
@@ -31,15 +43,17 @@ def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: st
             kind = q.quant_type + (" + double quant" if q.double_quant else "")
         else:
             per, kind = p.int8_bytes, "int8"
-        rest_bytes = 4 if p.qlora_upcast_non_quantized else a
+        frozen = parameter_dtypes(cfg, precision)["frozen"]  # what load_model stores
+        rest_bytes = DTYPE_BYTES[frozen]
         quantized, rest = inv.linear * per, (n_params - inv.linear) * rest_bytes
         weights = quantized + rest
         details["weights_quantized"], details["weights_unquantized"] = int(quantized), int(rest)
         details["weights_why"] = (f"{human_count(inv.linear)} in {kind} ({per:.3f} B/param), "
-                                  f"{human_count(n_params - inv.linear)} others in fp{8 * rest_bytes}")
-        if inv.other > 0.2 * n_params:
-            notes.append(f"{human_count(inv.other)} parameters (e.g. fused MoE expert tensors) are not nn.Linear "
-                         "layers, so bitsandbytes leaves them unquantised")
+                                  f"{human_count(n_params - inv.linear)} others in {frozen}")
+        refusal = moe_refusal_text(cfg, spec, inv)
+        if refusal:
+            details["refused"] = refusal
+            notes.append(f"the trainer refuses this QLoRA run: {refusal}; shown is what it would need")
     elif method == "lora":
         weights = n_params * a
         details["weights_why"] = f"{human_count(n_params)} frozen in {precision}"
@@ -62,7 +76,9 @@ def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: st
         param_b = 2 if (deepspeed and a == 2) else p.adapter_bytes  # DeepSpeed casts the module to 16-bit
         adapters = trainable * param_b
         grad_b = param_b
-        details["adapters_why"] = f"{human_count(trainable)} LoRA params in fp{8 * param_b}"
+        details["adapters_why"] = (f"{human_count(trainable)} LoRA params in fp{8 * param_b}"
+                                   + (" (trained in fp32: small, and no 16-bit rounding of updates)"
+                                      if param_b == 4 else ""))
     else:
         trainable = n_params
         adapters = 0
@@ -127,7 +143,8 @@ def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a
     h, L, I = spec.hidden, spec.layers, spec.active_mlp_width
     q, kv = spec.q_width, spec.kv_width
     full = cfg.method.finetuning == "full"
-    stream = 4 if (cfg.method.finetuning == "qlora" and p.qlora_upcast_non_quantized) else a
+    # the residual stream has the dtype of the frozen norms/embeddings (bf16 now that nothing is upcast)
+    stream = a
 
     norms = 2 * p.norm_input_bytes * h
     attention = a * (2 * q + 2 * kv)
@@ -144,9 +161,14 @@ def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a
     head = p.norm_input_bytes * h + (a * h if full else 0)
     workspace = p.backward_workspace_tensors * max(h, I, q + 2 * kv) * 4
     if cfg.model.gradient_checkpointing:
-        per_token = L * stream * h + per_layer + head + workspace
-        details["activations_why"] = (f"checkpoints {L} x {stream}h + 1 recomputed layer "
-                                      f"({per_layer / 1024:.0f} KiB/token)")
+        kept = L
+        if cfg.model.offload_checkpoints:
+            kept = min(L, p.offload_live_layers)
+            details["checkpoints_on_cpu"] = int(tokens * (L - kept) * stream * h)
+        per_token = kept * stream * h + per_layer + head + workspace
+        where = f"checkpoints {L} x {stream}h" if kept == L else \
+            f"checkpoints {L} x {stream}h in CPU memory ({kept} on the GPU)"
+        details["activations_why"] = f"{where} + 1 recomputed layer ({per_layer / 1024:.0f} KiB/token)"
     else:
         per_token = L * per_layer + head + workspace
         details["activations_why"] = f"{L} layers x {per_layer / 1024:.0f} KiB/token"

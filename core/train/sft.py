@@ -14,7 +14,7 @@ def run_sft(cfg: RunConfig, session: Session) -> Outcome:
 
     from core.data.pipeline import build_sft_data
     from core.train.deepspeed import zero_stage
-    from core.train.models import load_model, load_tokenizer, model_path, resolve_attn
+    from core.train.models import load_model, load_tokenizer, model_path, resolve_attn, resolve_loss
     from core.train.trainer import with_run_mixin
 
     session.phase("Loading the tokenizer.")
@@ -41,12 +41,14 @@ def run_sft(cfg: RunConfig, session: Session) -> Outcome:
     model = load_model(cfg, local_rank=session.ctx.local_rank, deepspeed=ds is not None, path=path)
     session.check_stop("loading the model")
     collator = PackedCollator(tokenizer.pad_token_id, flatten=resolve_attn(cfg) == "flash_attention_2")
-    trainer_cls = with_run_mixin(Trainer)
+    loss_impl = resolve_loss(cfg)
+    trainer_cls = with_run_mixin(Trainer, logit_free_loss=loss_impl != "standard")
     trainer = trainer_cls(model=model, args=args, train_dataset=data.train,
                           eval_dataset=data.eval if has_eval and data.eval is not None and len(data.eval) else None,
                           data_collator=collator, processing_class=tokenizer,
                           callbacks=standard_callbacks(cfg, session, tokenizer, template=data.template,
                                                        zero3=bool(ds) and zero_stage(ds) == 3))
+    trainer.loss_impl = loss_impl
     return run_trainer(trainer, cfg, session, has_eval=trainer.eval_dataset is not None)
 
 

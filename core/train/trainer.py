@@ -7,6 +7,7 @@
 * The RunConfig goes into every checkpoint as ``config.yaml``.
 * Exact token counts: the collator reports real (non-padding) tokens per batch as ``num_tokens``,
   removed here before the model sees the batch.
+* SFT's loss without full logits (:class:`LogitFreeLossMixin`, ``training.loss``).
 * Fault injection for the reliability tests (``TUNESMITH_FAULT``, see :class:`Faults`).
 """
 
@@ -154,17 +155,70 @@ class RunTrainerMixin:
                 shutil.rmtree(old, ignore_errors=True)
 
 
+class LogitFreeLossMixin:
+    """SFT/pretraining loss without the batch x seq x vocab logits (``training.loss``, see core/train/loss.py).
+
+    The batch still goes through ``model(...)`` (so DDP/accelerate wrappers see the forward), with the
+    output head's forward swapped for one that hands back the hidden states it was given and an empty
+    logits tensor; the loss is then computed from those hidden states and the head's weight, with the
+    Trainer's own normalisation (``num_items_in_batch`` only when the model takes loss kwargs, times the
+    number of processes when tokens are averaged across devices).
+    """
+
+    loss_impl: str = "standard"
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        found = None
+        if self.loss_impl != "standard" and not return_outputs and "labels" in inputs \
+                and self.label_smoother is None and self.compute_loss_func is None:
+            from core.train.loss import output_head
+
+            found = output_head(self.accelerator.unwrap_model(model))
+        if found is None:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        from core.train.loss import chunked_causal_lm_loss, liger_causal_lm_loss
+
+        decoder, weight = found
+        base = self.accelerator.unwrap_model(model)
+        base = base.get_base_model() if hasattr(base, "get_base_model") else base
+        head = base.get_output_embeddings()
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        captured = []
+
+        def keep_hidden(hidden):
+            captured.append(hidden)
+            return hidden[..., :0]
+
+        head.forward = keep_hidden
+        try:
+            model(**inputs)
+        finally:
+            del head.forward
+        items = num_items_in_batch if self.model_accepts_loss_kwargs else None
+        fn = liger_causal_lm_loss if self.loss_impl == "liger" else chunked_causal_lm_loss
+        loss = fn(captured[0], weight, labels, num_items_in_batch=items)
+        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs \
+                and num_items_in_batch is not None:
+            scale = self.accelerator.num_processes // self.get_tp_size()
+            loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return loss
+
+
 def checkpoint_step(path: str | Path) -> int:
     match = CHECKPOINT_RE.match(Path(path).name)
     return int(match.group(1)) if match else 0
 
 
-def with_run_mixin(trainer_cls):
-    """``Trainer`` -> a subclass with :class:`RunTrainerMixin` (cached per class)."""
-    cached = _CLASSES.get(trainer_cls)
+def with_run_mixin(trainer_cls, *, logit_free_loss: bool = False):
+    """``Trainer`` -> a subclass with :class:`RunTrainerMixin` (and :class:`LogitFreeLossMixin`), cached."""
+    key = (trainer_cls, logit_free_loss)
+    cached = _CLASSES.get(key)
     if cached is None:
-        cached = type(f"Run{trainer_cls.__name__}", (RunTrainerMixin, trainer_cls), {})
-        _CLASSES[trainer_cls] = cached
+        bases = (RunTrainerMixin, LogitFreeLossMixin, trainer_cls) if logit_free_loss else (RunTrainerMixin, trainer_cls)
+        cached = type(f"Run{trainer_cls.__name__}", bases, {})
+        _CLASSES[key] = cached
     return cached
 
 

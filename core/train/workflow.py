@@ -81,7 +81,7 @@ def _hidden_size(model_dir: str, trust_remote_code: bool) -> int | None:
 
 def training_kwargs(cfg: RunConfig, rd: RunDir, ctx: DistContext, *, has_eval: bool, deepspeed: dict | None) -> dict:
     """Keyword arguments for TrainingArguments (or TRL's DPOConfig/ORPOConfig) from the RunConfig."""
-    from core.train.models import has_cuda, resolve_precision
+    from core.train.models import has_cuda, resolve_optimizer, resolve_precision
 
     t = cfg.training
     precision = resolve_precision(cfg)
@@ -93,7 +93,7 @@ def training_kwargs(cfg: RunConfig, rd: RunDir, ctx: DistContext, *, has_eval: b
         gradient_accumulation_steps=t.gradient_accumulation, learning_rate=t.learning_rate,
         num_train_epochs=t.num_epochs if t.num_epochs > 0 else 1.0, max_steps=t.max_steps,
         lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm, optim=t.optimizer, seed=t.seed, data_seed=t.seed,
+        max_grad_norm=t.max_grad_norm, optim=resolve_optimizer(cfg, cuda=cuda), seed=t.seed, data_seed=t.seed,
         logging_strategy="steps", logging_steps=t.logging_steps,
         save_strategy="steps" if t.save_steps > 0 else "no", save_steps=max(1, t.save_steps),
         save_total_limit=None,  # rotated by RunTrainerMixin only after the new checkpoint is in place
@@ -101,7 +101,8 @@ def training_kwargs(cfg: RunConfig, rd: RunDir, ctx: DistContext, *, has_eval: b
         bf16=precision == "bf16", fp16=precision == "fp16",
         use_cpu=not cuda and not deepspeed, ddp_backend="gloo" if not cuda and ctx.distributed else None,
         ddp_find_unused_parameters=False,
-        activation_checkpointing=cfg.model.gradient_checkpointing,
+        # offloaded checkpoints are set up by load_model; the Trainer's own call would replace them
+        activation_checkpointing=cfg.model.gradient_checkpointing and not cfg.model.offload_checkpoints,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.model.gradient_checkpointing else None,
         report_to=trainer_report_to(cfg.training.report_to, rd.path), disable_tqdm=True, dataloader_num_workers=0,
         include_num_input_tokens_seen="all", deepspeed=deepspeed,
