@@ -65,8 +65,8 @@ def train_command(config_path: str, *, work_dir: str = "", resume: bool = False)
     return show(args)
 
 
-def stop_command(run_dir: str, *, kill: bool = False) -> str:
-    return show([*PY, "stop", str(run_dir), *(["--kill"] if kill else [])])
+def stop_command(run_dir: str, *, force: bool = False) -> str:
+    return show([*PY, "stop", str(run_dir), *(["--force"] if force else [])])
 
 
 def check_dataset_command(cfg: RunConfig) -> str:

@@ -75,7 +75,7 @@ def tick(settings: AppSettings) -> Path | None:
     runs_root = settings.runs_root
     own = app_folders(settings)
     waiting = [p for p in queued_runs(runs_root) if p.resolve() not in own]
-    if not waiting or active_runs(runs_root):
+    if not waiting or any(Path(r["run_dir"]).resolve() not in own for r in active_runs(runs_root)):
         return None
     run_dir = waiting[0]
     rd = RunDir(run_dir)

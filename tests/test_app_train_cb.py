@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from app import run_queue
 from app.callbacks import train_cb
 from app.form import gui_default_config, values_from_config
 from app.settings import AppSettings
+from core.errors import UserError
 from core.train.rundir import RunDir
 
 
@@ -194,3 +196,110 @@ def test_plan_run_dir_is_unique(settings):
     first.mkdir(parents=True)
     assert train_cb.plan_run_dir(cfg, settings) != first
     time.sleep(0)
+
+
+# ---- issue 9: Stop, Force stop and the runs list ---------------------------------------------------------
+
+def _stand_in(run_dir):
+    """A run as launch() starts one (the supervisor leading its own session), with a trainer that never stops."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from core.paths import REPO_ROOT
+
+    rd = RunDir(run_dir)
+    fd = rd.acquire_lock()
+    try:
+        rd.write_status(state="running", message="Training.")
+        cmd = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", sys.executable, "-c",
+               "import time; print('trainer up', flush=True); time.sleep(120)"]
+        with open(rd.log_path, "ab") as log:
+            popen = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, pass_fds=(fd,),
+                                     env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    finally:
+        os.close(fd)
+    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())
+    deadline = time.monotonic() + 20
+    while "trainer up" not in rd.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return popen
+
+
+def test_stop_twice_keeps_the_run_and_force_stop_is_its_own_button(settings):
+    """Issue 9: a double-click on Stop killed the run at once (everything since the last checkpoint lost)."""
+    popen = _stand_in(settings.runs_root / "r1")
+    values = {"train/current": str(settings.runs_root / "r1"), "top/lang": "en"}
+    try:
+        assert "Stop requested" in train_cb.stop(values, settings)["train/status"]
+        again = train_cb.stop(values, settings)
+        assert "already requested" in again["train/status"] and "Force stop" in again["train/status"]
+        time.sleep(0.5)
+        assert popen.poll() is None and RunDir(settings.runs_root / "r1").read_status()["state"] == "stopping"
+        zh = train_cb.stop({**values, "top/lang": "zh"}, settings)["train/status"]
+        assert "已经请求过停止" in zh and "强制停止" in zh
+        out = train_cb.force_stop(values, settings)
+        assert "Force-stopped" in out["train/status"] and out["train/cmd"].endswith("--force")
+        assert popen.wait(timeout=10) is not None
+        assert RunDir(settings.runs_root / "r1").read_status()["state"] == "stopped"
+        assert "not running" in train_cb.stop(values, settings)["train/status"]
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+
+
+@pytest.fixture
+def bystander():
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_the_uploads_folder_and_other_allowed_folders_are_never_runs(tmp_path, bystander):
+    """Issue 9: an upload named status.json made uploads/ look like a run, the hidden current-run box accepted any
+    allowed folder, and Stop twice SIGKILLed the pgid written in that file (the tester's sleep died with -9)."""
+    import psutil
+
+    from app.callbacks import data_cb
+
+    home = tmp_path / "home"
+    # the runs root is the app's folder itself, so uploads/ is one of its children
+    s = AppSettings.from_env({"TUNESMITH_HOME": str(home)}, runs_root=str(home), extra_roots=(str(tmp_path / "mine"),))
+    s.ensure_dirs()
+    forged = json.dumps({"state": "running", "pid": bystander.pid, "pgid": bystander.pid,
+                         "pid_create_time": psutil.Process(bystander.pid).create_time()})
+    src = tmp_path / "gradio-tmp" / "status.json"
+    src.parent.mkdir()
+    src.write_text(forged)
+    out = data_cb.upload({"data/upload": str(src), "top/lang": "en"}, s)
+    assert out["data.path"] == str(s.uploads_dir / "upload-status.json")
+    # even with the file put there by other means, and in an allowed folder of the user's
+    (s.uploads_dir / "status.json").write_text(forged)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "status.json").write_text(forged)
+    for folder in (s.uploads_dir, tmp_path / "mine", tmp_path / "mine" / ".." / "home" / "uploads"):
+        values = {"train/current": str(folder), "train/runs": str(folder), "top/lang": "en"}
+        for action in (train_cb.stop, train_cb.stop, train_cb.force_stop, train_cb.resume, train_cb.poll,
+                       train_cb.open_run):
+            with pytest.raises(UserError, match="not a run of this app|outside the folders"):
+                action(values, s)
+    assert bystander.poll() is None  # alive: nothing was signalled
+    assert json.loads((s.uploads_dir / "status.json").read_text()) == json.loads(forged)  # nor rewritten
+    assert all(Path(r[1]) != s.uploads_dir for r in train_cb.refresh_runs({}, s)["train/runs"]["choices"])
+    assert "train/current" not in train_cb.on_load({"train/current": "", "top/lang": "en"}, s)
+    assert train_cb._busy(s) == []  # nor does it make the GPUs look busy
+
+
+def test_a_real_run_in_the_runs_list_passes_the_same_check(settings):
+    rd = _fake_run(settings)
+    assert train_cb.open_run({"train/runs": str(rd.path), "top/lang": "en"}, settings)["train/current"] == str(rd.path)
+    (settings.uploads_dir / "status.json").write_text('{"state": "running"}')
+    link = settings.runs_root / "link"  # a child of the runs root that leads elsewhere
+    link.symlink_to(settings.uploads_dir)
+    with pytest.raises(UserError, match="not a run of this app"):
+        train_cb.poll({"train/current": str(link), "top/lang": "en"}, settings)

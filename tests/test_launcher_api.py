@@ -113,18 +113,101 @@ def test_second_launch_on_a_live_run_folder_is_refused_and_kill_ends_every_proce
     assert not RunDir(run_dir).is_locked()
 
 
-def test_stop_asks_gracefully_then_a_second_stop_kills(tmp_path):
+def _live(procs_) -> list:
+    return [p for p in procs_ if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_second_stop_changes_nothing_and_only_force_kills(tmp_path):
+    """Issue 9: a second Stop sent SIGKILL at once, so a double-click lost everything since the last checkpoint."""
     run_dir = tmp_path / "stop"
     popen = start_stand_in(run_dir, SLEEPER)
     handle = attach(run_dir)
     assert wait_for(lambda: "trainer up" in (run_dir / "train.log").read_text())
+    group = [p for p in psutil.process_iter() if _pgid(p.pid) == popen.pid]
     assert handle.stop() == "stopping"
     assert RunDir(run_dir).stop_requested() and handle.status()["state"] == "stopping"
-    assert handle.is_alive()  # the stand-in ignores STOP, like a trainer still finishing its step
-    assert handle.stop() == "killed"
+    assert handle.stop() == "already stopping"  # the stand-in ignores STOP, like a trainer finishing its step
+    time.sleep(0.5)
+    assert len(_live(group)) == len(group) >= 3 and handle.status()["state"] == "stopping"
+    assert sorted(handle.kill()) == sorted(p.pid for p in group)  # the explicit action
     popen.wait(timeout=10)
-    assert not handle.is_alive()
+    assert not handle.is_alive() and _live(group) == []
     assert handle.stop() == "not running"
+
+
+@pytest.fixture
+def bystander():
+    """A process of the same user that is no run's trainer, in a process group of its own (as the tester's sleep)."""
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _forged_run(run_dir, **status):
+    rd = RunDir(run_dir)
+    rd.path.mkdir(parents=True, exist_ok=True)
+    rd.write_status(state="running", **status)
+    return rd
+
+
+def test_kill_signals_only_processes_proven_to_be_the_runs_trainer(tmp_path, bystander):
+    """Issue 9: Stop twice killed whatever pgid status.json named. A pid, start time or pgid copied into the file
+    proves nothing: the live process must be the supervisor of this very folder (or name it on its command line)."""
+    victim = psutil.Process(bystander.pid)
+    created = victim.create_time()
+    forged = [
+        dict(pid=bystander.pid, pgid=bystander.pid, pid_create_time=created),  # the right start time, not a trainer
+        dict(pid=999_999, pgid=bystander.pid),  # a dead pid and someone else's group
+        dict(pid=1, pgid=1),  # pid 1 would reach every process the user may signal
+        dict(procs=[[bystander.pid, round(created, 2)]]),  # a recorded "worker"
+    ]
+    for i, status in enumerate(forged):
+        handle = attach(_forged_run(tmp_path / f"forged{i}", **status).path)
+        try:
+            assert handle.kill() == []
+        except UserError as exc:
+            assert "refusing to signal" in str(exc) and "Nothing was signalled" in str(exc)
+        assert victim.is_running() and victim.status() != psutil.STATUS_ZOMBIE, status
+    # the supervisor of another run, named by this folder's status.json with its true start time: refused too
+    other = tmp_path / "other"
+    popen = start_stand_in(other, SLEEPER)
+    assert wait_for(lambda: "trainer up" in (other / "train.log").read_text())
+    theirs = RunDir(other).read_status()
+    mine = attach(_forged_run(tmp_path / "mine", pid=theirs["pid"], pgid=theirs["pgid"],
+                              pid_create_time=theirs["pid_create_time"]).path)
+    with pytest.raises(UserError, match="refusing to signal"):
+        mine.kill()
+    assert popen.poll() is None and attach(other).is_alive()
+    # a recorded command line that differs from the live one is refused as well
+    RunDir(other).write_status(pid_cmdline=["python", "-m", "core.train.supervise", str(other), "--", "x"])
+    with pytest.raises(UserError, match="refusing to signal"):
+        attach(other).kill()
+    RunDir(other).write_status(pid_cmdline=None)
+    assert attach(other).kill() and popen.wait(timeout=10) is not None  # the control: its own folder kills it
+
+
+def test_cli_stop_is_graceful_twice_and_force_kills_only_a_proven_trainer(tmp_path, bystander):
+    run_dir = tmp_path / "cli"
+    popen = start_stand_in(run_dir, SLEEPER)
+    assert wait_for(lambda: "trainer up" in (run_dir / "train.log").read_text())
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core", "stop", *args], capture_output=True, text=True,
+                              cwd=str(REPO_ROOT), timeout=60)
+
+    first, second = cli(str(run_dir)), cli(str(run_dir))
+    assert first.returncode == 0 and first.stdout.strip() == "stopping"
+    assert second.returncode == 0 and second.stdout.startswith("already stopping") and "--force" in second.stdout
+    assert popen.poll() is None
+    forged = _forged_run(tmp_path / "forged", pid=bystander.pid, pgid=bystander.pid,
+                         pid_create_time=psutil.Process(bystander.pid).create_time())
+    refused = cli("--force", str(forged.path))
+    assert refused.returncode == 2 and "refusing to signal" in refused.stderr and bystander.poll() is None
+    forced = cli("--force", str(run_dir))
+    assert forced.returncode == 0 and forced.stdout.startswith("killed ")
+    popen.wait(timeout=10)
+    assert not attach(run_dir).is_alive() and RunDir(run_dir).read_status()["state"] == "stopped"
 
 
 def test_sigterm_to_the_supervisor_requests_a_stop_and_a_second_kills_the_group(tmp_path):

@@ -18,7 +18,7 @@ from app.plots import metric_frames, y_title
 from app.registry import Update, ok_html
 from app.render_train import failure_html, log_html, progress_html, run_choice, samples_html
 from app.run_queue import QUEUED, active_runs, cancel, enqueue
-from app.security import resolve_user_path, sanitize_filename
+from app.security import sanitize_filename
 from app.settings import AppSettings
 from core.config import RunConfig
 from core.errors import UserError
@@ -102,7 +102,7 @@ def start(values: dict, settings: AppSettings) -> dict:
         cfg = build_valid_config(values, settings)
     except InvalidConfig as exc:
         return _fail(values, exc)
-    busy = active_runs(settings.runs_root)
+    busy = _busy(settings)
     if busy:
         return {"train/confirm": Update(visible=True), STATUS: ""}
     return _launch(values, settings, cfg)
@@ -126,7 +126,7 @@ def queue(values: dict, settings: AppSettings) -> dict:
         cfg = build_valid_config(values, settings)
     except InvalidConfig as exc:
         return _fail(values, exc)
-    busy = active_runs(settings.runs_root)
+    busy = _busy(settings)
     after = busy[0]["name"] if busy else ""
     run_dir = enqueue(cfg, plan_run_dir(cfg, settings), after)
     return {CURRENT: str(run_dir), SEEN: "", "train/confirm": Update(visible=False),
@@ -138,9 +138,25 @@ def stop_and_start(values: dict, settings: AppSettings) -> dict:
     """Stop every active run, and queue this one so it starts as soon as they have saved and exited."""
     from core.train.launcher import attach
 
-    for run in active_runs(settings.runs_root):
+    for run in _busy(settings):
         attach(run["run_dir"]).stop()
     return queue(values, settings)
+
+
+def _busy(settings: AppSettings) -> list[dict]:
+    """Active runs of the runs list (the app's own folders never count, whatever files they hold)."""
+    own = app_folders(settings)
+    return [r for r in active_runs(settings.runs_root) if Path(r["run_dir"]).resolve() not in own]
+
+
+def gui_runs(settings: AppSettings) -> list[dict]:
+    """The runs list: list_runs of the runs root without the app's own folders and symlinked folders
+    (the same rule as :func:`app.callbacks.common.check_run_folder`)."""
+    from core.train.launcher import list_runs
+
+    root, own = settings.runs_root.expanduser().resolve(), app_folders(settings)
+    return [r for r in list_runs(settings.runs_root)
+            if Path(r["run_dir"]).parent == root and Path(r["run_dir"]) not in own]
 
 
 def cancel_start(values: dict, settings: AppSettings) -> dict:
@@ -148,14 +164,17 @@ def cancel_start(values: dict, settings: AppSettings) -> dict:
 
 
 def _current(values: dict, settings: AppSettings) -> Path:
+    """The watched run. The hidden box is whatever the browser sends, so it is checked against the
+    runs list on every call (never "any allowed folder": an upload folder holding a status.json)."""
     current = (values.get(CURRENT) or "").strip()
     if not current:
         raise UserError(text("no_run", lang_of(values)), "Start a run, or open one from the list of runs.")
-    return resolve_user_path(current, settings.allowed_roots(), what="run folder")
+    return check_run_folder(current, settings)
 
 
 def stop(values: dict, settings: AppSettings) -> dict:
-    """Graceful stop (checkpoint, then exit); pressing Stop again kills the run's process group."""
+    """Graceful stop (checkpoint, then exit). Pressing it again only says the stop is under way:
+    a double-click must not throw away the work since the last checkpoint (that is Force stop)."""
     from core.train.launcher import attach
     from core.train.rundir import RunDir
 
@@ -164,9 +183,25 @@ def stop(values: dict, settings: AppSettings) -> dict:
         cancel(run_dir)
         return {STATUS: ok_html(text("state_stopped", lang_of(values))), SEEN: ""}
     outcome = attach(run_dir).stop()
-    key = {"stopping": "run_stopping", "killed": "run_killed"}.get(outcome)
-    message = text(key, lang_of(values)) if key else outcome
-    return {STATUS: ok_html(message), SEEN: "", "train/cmd": commands.stop_command(str(run_dir))}
+    key = {"stopping": "run_stopping", "already stopping": "run_already_stopping",
+           "not running": "run_not_running"}[outcome]
+    return {STATUS: ok_html(text(key, lang_of(values))), SEEN: "", "train/cmd": commands.stop_command(str(run_dir))}
+
+
+def force_stop(values: dict, settings: AppSettings) -> dict:
+    """Kill the watched run at once (its own button, never a second Stop): only processes proven to be
+    this run's trainer are signalled; the work since the last checkpoint is lost."""
+    from core.train.launcher import attach
+    from core.train.rundir import RunDir
+
+    run_dir = _current(values, settings)
+    lang = lang_of(values)
+    if RunDir(run_dir).read_status().get("state") == QUEUED:
+        cancel(run_dir)
+        return {STATUS: ok_html(text("state_stopped", lang)), SEEN: ""}
+    killed = attach(run_dir).kill()
+    message = text("run_force_stopped", lang, n=len(killed)) if killed else text("run_not_running", lang)
+    return {STATUS: ok_html(message), SEEN: "", "train/cmd": commands.stop_command(str(run_dir), force=True)}
 
 
 def resume(values: dict, settings: AppSettings) -> dict:
@@ -181,17 +216,16 @@ def resume(values: dict, settings: AppSettings) -> dict:
     cfg.training.resume_from = "latest"
     # config.yaml is a file on disk, not the form Start checked: it passes the same check first.
     cfg = check_config(cfg, settings, run_dir=run_dir)
-    if active_runs(settings.runs_root):
-        enqueue(cfg, run_dir, active_runs(settings.runs_root)[0]["name"])
+    busy = _busy(settings)
+    if busy:
+        enqueue(cfg, run_dir, busy[0]["name"])
         return {STATUS: ok_html(text("run_queued", lang_of(values), run="-")), SEEN: ""}
     return _launch(values, settings, cfg, run_dir)
 
 
 def refresh_runs(values: dict, settings: AppSettings, select: str | None = None) -> dict:
     """The list of runs (newest first) for the drop-down."""
-    from core.train.launcher import list_runs
-
-    choices = [run_choice(r) for r in list_runs(settings.runs_root)]
+    choices = [run_choice(r) for r in gui_runs(settings)]
     update = Update(choices=choices)
     if select:
         update["value"] = select
@@ -202,7 +236,7 @@ def open_run(values: dict, settings: AppSettings) -> dict:
     chosen = values.get("train/runs")
     if not chosen:
         raise UserError(text("no_run", lang_of(values)), "Pick a run from the list.")
-    run_dir = resolve_user_path(chosen, settings.allowed_roots(), what="run folder")
+    run_dir = check_run_folder(chosen, settings)
     return {CURRENT: str(run_dir), SEEN: "", STATUS: "", "train/cmd": run_command(run_dir)}
 
 
@@ -217,9 +251,7 @@ def run_command(run_dir, resume: bool = False) -> str:
 def on_load(values: dict, settings: AppSettings) -> dict:
     """Page (re)load: re-attach to a run that is still going (or waiting), whatever the browser was,
     and show that run's config in the form (the page forgot what was typed before the reload)."""
-    from core.train.launcher import list_runs
-
-    runs = list_runs(settings.runs_root)
+    runs = gui_runs(settings)
     live = [r for r in runs if r["state"] in ("starting", "running", "stopping", QUEUED)]
     out = {"train/runs": Update(choices=[run_choice(r) for r in runs])}
     if live and not values.get(CURRENT):
@@ -262,7 +294,7 @@ def poll(values: dict, settings: AppSettings) -> dict:
     current = (values.get(CURRENT) or "").strip()
     if not current:
         return {}
-    rd = RunDir(current)
+    rd = RunDir(check_run_folder(current, settings))  # status() may write status.json: runs only
     status = rd.read_status()
     if status.get("state") != QUEUED:
         status = attach(rd.path).status()

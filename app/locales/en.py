@@ -120,6 +120,7 @@ LABELS = {
     "train/start_btn": {"value": "Start"},
     "train/stop_btn": {"value": "Stop"},
     "train/resume_btn": {"value": "Resume"},
+    "train/force_btn": {"value": "Force stop"},
     "train/cmd": {"label": "Command"},
     "train/confirm_text": {"value": "**A run is still going.** Stop it and start this one, or queue this one "
                                     "to start when it ends?"},
@@ -195,7 +196,10 @@ MESSAGES = {
     "run_started": "Started run {run}.",
     "run_queued": "Queued; it starts when {run} ends.",
     "run_stopping": "Stop requested; the trainer saves and exits at the end of the current step.",
-    "run_killed": "The trainer did not stop in time; it was killed.",
+    "run_already_stopping": "Stop was already requested: the run saves a checkpoint at the end of its current step, "
+                            "then ends. To end it now, losing the work since the last checkpoint, press Force stop.",
+    "run_not_running": "This run is not running.",
+    "run_force_stopped": "Force-stopped: {n} process(es) killed; the work since the last checkpoint is lost.",
     "no_run": "No run is selected.",
     "run_state": "{state}",
     "state_starting": "Starting…",

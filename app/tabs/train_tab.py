@@ -39,6 +39,8 @@ def build(ctx: BuildContext) -> None:
         widget(ctx, "train/start_btn", gr.Button, is_input=False, variant="primary")
         widget(ctx, "train/stop_btn", gr.Button, is_input=False, variant="stop")
         widget(ctx, "train/resume_btn", gr.Button, is_input=False)
+        # Its own button, never a second Stop: a double-click must not lose the work since the last checkpoint.
+        widget(ctx, "train/force_btn", gr.Button, is_input=False, variant="stop", size="sm")
     with gr.Group(visible=False, elem_classes=["ts-confirm"]) as confirm:
         widget(ctx, "train/confirm_text", gr.Markdown, is_input=False)
         with gr.Row():
@@ -85,6 +87,8 @@ def wire(ctx: BuildContext, timer: gr.Timer) -> None:
     reg.wire(reg["train/cancel_btn"].click, partial(train_cb.cancel_start, settings=s), ["train/confirm"],
              inputs=[])
     reg.wire(reg["train/stop_btn"].click, partial(train_cb.stop, settings=s), ["train/seen", "train/cmd"],
+             inputs=["train/current", "top/lang"], status="train/status")
+    reg.wire(reg["train/force_btn"].click, partial(train_cb.force_stop, settings=s), ["train/seen", "train/cmd"],
              inputs=["train/current", "top/lang"], status="train/status")
     reg.wire(reg["train/resume_btn"].click, partial(train_cb.resume, settings=s), started,
              inputs=["train/current", "top/lang"], status="train/status")

@@ -45,9 +45,11 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print status.json as JSON")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("stop", help="stop a training run gracefully (again, or --kill, to kill it)")
+    p = sub.add_parser("stop", help="stop a training run gracefully (it saves a checkpoint, then exits); "
+                                    "--force kills it at once")
     p.add_argument("run_dir")
-    p.add_argument("--kill", action="store_true", help="kill every process of the run now")
+    p.add_argument("--force", "--kill", dest="force", action="store_true",
+                   help="kill every process of the run now (work since the last checkpoint is lost)")
     p.set_defaults(func=cmd_stop)
 
 
@@ -158,9 +160,14 @@ def cmd_stop(args) -> int:
     from core.train.launcher import attach
 
     handle = attach(args.run_dir)
-    if args.kill:
-        pids = handle.kill()
+    if args.force:
+        pids = handle.kill()  # signals only processes proven to be this run's (UserError otherwise)
         print(f"killed {len(pids)} process(es)")
         return 0
-    print(handle.stop())
+    outcome = handle.stop()
+    if outcome == "already stopping":
+        print("already stopping: the run saves a checkpoint at the end of its step, then exits "
+              f"(to end it now, losing the work since the last checkpoint: python -m core stop --force {args.run_dir})")
+    else:
+        print(outcome)
     return 0

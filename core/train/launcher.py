@@ -88,22 +88,28 @@ class RunHandle:
 
     # ---- control -----------------------------------------------------------------------------
     def stop(self) -> str:
-        """Ask for a graceful stop (checkpoint, then exit); a second call kills the run. Returns what was done."""
+        """Ask for a graceful stop (checkpoint, then exit). Returns "stopping", "already stopping" or
+        "not running". Asking again never kills: a double-click must not lose the work since the last
+        checkpoint; ending the run at once is :meth:`kill`, an explicit, separate action."""
         status = self.rd.read_status()
         if status.get("state") in TERMINAL_STATES or not self.is_alive():
             return "not running"
         if self.rd.request_stop():
-            self.kill()
-            return "killed"
+            return "already stopping"
         self.rd.write_status(state="stopping", message="Stop requested: saving a checkpoint at the next step.")
         return "stopping"
 
     def kill(self) -> list[int]:
-        """End every process of the run at once (SIGKILL to the group and its descendants)."""
+        """End every process of the run at once (SIGKILL to the group and its descendants), and only
+        processes proven to be this run's (procs.verified_run_processes): the pid in status.json alone
+        proves nothing. Raises UserError when the recorded pid is alive but is not this run's trainer."""
         status = self.rd.read_status()
-        pgid = status.get("pgid") or (self.pid if self.pid else None)
-        killed = procs.kill_group(int(pgid) if pgid else None, root_pid=self.pid,
-                                  also=procs.recorded_processes(status.get("procs")))
+        leader, _others = procs.verified_run_processes(self.rd.path, status)
+        if leader is None and procs.process_matches(status.get("pid"), None) and self.is_alive():
+            raise UserError(f"refusing to signal pid {status.get('pid')}: it is not the trainer of {self.rd.path} "
+                            "(its start time or command line do not match what the launcher recorded).",
+                            "Nothing was signalled. If the run is really still going, end its processes yourself.")
+        killed = procs.kill_run(self.rd.path, status)
         if self._popen is not None:
             try:
                 self._popen.wait(timeout=10)
@@ -229,7 +235,8 @@ def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandl
         create_time = psutil.Process(popen.pid).create_time()
     except Exception:  # already gone: status() will tell
         pass
-    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time)
+    # start time and command line: what kill() checks before it signals a pid read back from the file
+    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time, pid_cmdline=wrapper)
     return RunHandle(rd.path, popen.pid, popen=popen, create_time=create_time)
 
 
