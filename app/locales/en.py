@@ -177,6 +177,11 @@ LABELS = {
     "chat/clear_btn": {"value": "Clear"},
     "chat/sampling": {"label": "Sampling"},
     "chat/cmd": {"label": "Same from the command line"},
+    "chat/serve": {"label": "Serve this model (OpenAI-compatible API)"},
+    "chat/serve_port": {"label": "Port", "info": "On 127.0.0.1: only this machine can reach it."},
+    "chat/serve_btn": {"value": "Serve this model"},
+    "chat/serve_stop_btn": {"value": "Stop serving"},
+    "chat/serve_info": {"label": "How to call it"},
 }
 
 MESSAGES = {
@@ -216,6 +221,15 @@ MESSAGES = {
     "nothing_to_resume": "This run has no checkpoint to resume from yet.",
     "export_done": "Done: {path}",
     "chat_loaded": "Loaded {what}.",
+    "serve_loading": "Starting the API server for {what} (loading the model) …",
+    "serve_ready": "Serving {what} at {url}",
+    "serve_stopped": "The API server was stopped.",
+    "serve_none": "No API server is running.",
+    "serve_busy": "an API server for {what} is already running at {url}.",
+    "serve_busy_fix": "Press Stop serving first.",
+    "serve_failed": "the API server exited with code {code}: {log}",
+    "serve_failed_fix": "Check the model loads in the Chat tab, or pick another port.",
+    "serve_timeout": "the API server was not ready after {seconds} s.",
     "chat_not_loaded": "Load a model first (the Load button above).",
     "fit_changes": "Changed to fit {gb} GB:",
     "fit_nothing": "Already fits in {gb} GB.",

@@ -177,6 +177,11 @@ LABELS = {
     "chat/clear_btn": {"value": "清空"},
     "chat/sampling": {"label": "采样"},
     "chat/cmd": {"label": "等效的命令行"},
+    "chat/serve": {"label": "以 API 提供此模型（兼容 OpenAI）"},
+    "chat/serve_port": {"label": "端口", "info": "监听 127.0.0.1：只有本机可以访问。"},
+    "chat/serve_btn": {"value": "提供此模型"},
+    "chat/serve_stop_btn": {"value": "停止服务"},
+    "chat/serve_info": {"label": "调用方法"},
 }
 
 MESSAGES = {
@@ -215,6 +220,15 @@ MESSAGES = {
     "nothing_to_resume": "这个运行还没有可继续的检查点。",
     "export_done": "完成：{path}",
     "chat_loaded": "已加载 {what}。",
+    "serve_loading": "正在为 {what} 启动 API 服务（加载模型）…",
+    "serve_ready": "{what} 已在 {url} 提供服务",
+    "serve_stopped": "API 服务已停止。",
+    "serve_none": "没有正在运行的 API 服务。",
+    "serve_busy": "{what} 的 API 服务已在 {url} 运行。",
+    "serve_busy_fix": "请先点击“停止服务”。",
+    "serve_failed": "API 服务已退出，退出码 {code}：{log}",
+    "serve_failed_fix": "请确认该模型能在聊天页加载，或换一个端口。",
+    "serve_timeout": "API 服务在 {seconds} 秒后仍未就绪。",
     "chat_not_loaded": "请先加载模型（上方的“加载”按钮）。",
     "fit_changes": "为适配 {gb} GB 做了这些修改：",
     "fit_nothing": "已经能放进 {gb} GB。",

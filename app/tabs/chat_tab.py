@@ -7,7 +7,7 @@ from functools import partial
 
 import gradio as gr
 
-from app.callbacks import chat_cb
+from app.callbacks import chat_cb, serve_cb
 from app.tabs.data_tab import _template_choices
 from app.tabs.widgets import BuildContext, command_box, container, widget
 
@@ -41,6 +41,13 @@ def build(ctx: BuildContext) -> None:
                 widget(ctx, "chat/top_p", gr.Number, value=0.75)
                 widget(ctx, "chat/top_k", gr.Number, value=40, precision=0)
                 widget(ctx, "chat/repetition_penalty", gr.Number, value=1.0)
+            with container(ctx, "chat/serve", gr.Accordion, open=False):  # serve_cb: the API subprocess
+                widget(ctx, "chat/serve_port", gr.Number, value=serve_cb.DEFAULT_PORT, precision=0)
+                with gr.Row():
+                    widget(ctx, "chat/serve_btn", gr.Button, is_input=False, variant="secondary")
+                    widget(ctx, "chat/serve_stop_btn", gr.Button, is_input=False, variant="stop")
+                widget(ctx, "chat/serve_status", gr.HTML, is_input=False, value="")
+                widget(ctx, "chat/serve_info", gr.Markdown, is_input=False, value="")
     command_box(ctx, "chat/cmd")
     ctx.reg.add(chat_cb.STATE, gr.State(None))
 
@@ -68,5 +75,9 @@ def wire(ctx: BuildContext, tab) -> None:
         reg.wire(reg[bot].clear, chat_cb.clear, ["chat/bot", "chat/bot_b"], inputs=[chat_cb.STATE],
                  status="chat/status")
     reg.wire(reg["chat/ab"].change, chat_cb.toggle_ab, ["chat/bot_b"], inputs=["chat/ab"])
+    reg.wire(reg["chat/serve_btn"].click, partial(serve_cb.start, settings=s), ["chat/serve_info"],
+             inputs=chat_inputs, status="chat/serve_status")
+    reg.wire(reg["chat/serve_stop_btn"].click, serve_cb.stop, ["chat/serve_info"], inputs=["top/lang"],
+             status="chat/serve_status")
     reg.wire(reg["chat/source"].change, chat_cb.source_fields, ["chat/base", "chat/run", "chat/checkpoint",
                                                                "chat/merged"], inputs=["chat/source"])
