@@ -3,7 +3,9 @@
 * a message ``content`` (or an answer column) given as a list, an object or true/false drops its row
   with a reason naming the field (and the first row it happened in); plain numbers become their digits
   and the statistics say so;
-* a message with no ``content`` drops its row instead of becoming an empty user turn.
+* a message with no ``content`` drops its row instead of becoming an empty user turn;
+* a row of megabytes is cut before it is tokenised (the ids stay exactly those of tokenising it all,
+  cut to max_length) and the statistics name the row.
 """
 
 from __future__ import annotations
@@ -75,3 +77,99 @@ def test_other_formats_refuse_non_text_too(tokenizer, tmp_path, rows, reason):
     with pytest.raises(DataError) as err:
         build_sft_data(DataConfig(path=path, template="default"), tokenizer)
     assert reason in str(err.value)
+
+
+# ---- one huge row ---------------------------------------------------------------------------------------
+
+MAX_LENGTH = 256
+
+
+def _record_tokenised(monkeypatch) -> list[int]:
+    """Wrap both tokenizer entry points of the encoders; returns the lengths of the texts they were given."""
+    import core.data.encode as encode
+    import core.data.segments as segments
+
+    sizes: list[int] = []
+    fast, offsets = segments.batch_token_ids, encode.batch_ids_offsets
+
+    def batch_token_ids(tokenizer, texts):
+        sizes.extend(map(len, texts))
+        return fast(tokenizer, texts)
+
+    def batch_ids_offsets(tokenizer, texts):
+        sizes.extend(map(len, texts))
+        return offsets(tokenizer, texts)
+
+    monkeypatch.setattr(segments, "batch_token_ids", batch_token_ids)
+    monkeypatch.setattr(encode, "batch_ids_offsets", batch_ids_offsets)
+    return sizes
+
+
+def _uncut_ids(tokenizer, template, conversation, monkeypatch):
+    """What encoding gives when the whole row is tokenised (the old way), cut to MAX_LENGTH."""
+    from core.data.encode import ChatTemplateEncoder, XTunerEncoder, make_encoder
+
+    with monkeypatch.context() as m:
+        for cls in (XTunerEncoder, ChatTemplateEncoder):
+            m.setattr(cls, "char_budget", property(lambda self: 1 << 40))
+        enc = make_encoder(tokenizer, template, MAX_LENGTH).encode_batch([conversation])[0]
+    assert not enc.cut and enc.full_length > 10_000
+    return enc
+
+
+@pytest.mark.parametrize("template", ["default", "chat_template"])
+def test_a_huge_row_is_cut_before_tokenising_and_named(tokenizer, tmp_path, monkeypatch, template):
+    from core.data.encode import char_budget
+    from core.data.pipeline import LONG_ROW_NOTE
+
+    prose = " ".join(f"word{i % 997}" for i in range(250_000))          # 2 MB, about 5 characters a token
+    dashes = "-" * 2_000_000                                              # 64 characters a token: retried
+    rows = [{"input": "Hi", "output": "Hello"},
+            {"input": "Summarise the text.", "output": prose},
+            {"input": prose, "output": "Too late to be learned."},
+            {"input": "Draw a line.", "output": dashes}]
+    path = write_jsonl(tmp_path / "huge.jsonl", rows)
+    sizes = _record_tokenised(monkeypatch)
+    built = build_sft_data(DataConfig(path=path, template=template, max_length=MAX_LENGTH, pack=False), tokenizer)
+    s = built.stats
+    # never more than the budget (x4 per retry) is handed to the tokenizer, though a row holds 2 MB
+    assert max(sizes) <= char_budget(MAX_LENGTH) * 16 + 200, max(sizes)
+    assert sum(sizes) < 200_000, sum(sizes)
+    assert s.kept == 3 and s.dropped == {"no supervised token left after truncation to max_length": 1}
+    assert s.drop_examples == {"no supervised token left after truncation to max_length": 2}
+    assert s.notes == {LONG_ROW_NOTE: 2} and s.note_examples == {LONG_ROW_NOTE: 1}
+    assert s.truncated == 2 and sorted(built.train["length"])[1:] == [MAX_LENGTH, MAX_LENGTH]
+
+    # the ids are exactly those of tokenising the whole row, then cutting to max_length
+    from core.data.pipeline import make_spec
+
+    spec = make_spec(DataConfig(path=path, template=template, max_length=MAX_LENGTH), tokenizer, ["input", "output"])
+    kept = {tuple(r["input_ids"]) for r in built.train}
+    for source in (rows[1], rows[3]):
+        conversation = spec.map_fn(source)["conversation"]
+        reference = _uncut_ids(tokenizer, spec.template, conversation, monkeypatch)
+        assert len(reference.input_ids) == MAX_LENGTH and tuple(reference.input_ids) in kept
+
+    result = preview(DataConfig(path=path, template=template, max_length=MAX_LENGTH), tokenizer)
+    assert f"2 row(s): {LONG_ROW_NOTE} (first: row 1)" in result.warnings()
+    assert [x.truncated for x in result.samples] == [False, True, True]
+
+
+@pytest.mark.parametrize("template", ["default", "chat_template"])
+def test_encoding_a_huge_row_holds_little_memory(tokenizer, template):
+    """tracemalloc peak of encoding one 4 MB conversation: under 1 MiB (tokenising the whole row, as
+    before, held 62 MB of Python objects for it, besides what the Rust tokenizer held)."""
+    import tracemalloc
+
+    from core.data.encode import make_encoder
+
+    text = " ".join(f"word{i % 997}" for i in range(500_000))
+    encoder = make_encoder(tokenizer, template, MAX_LENGTH)
+    tracemalloc.start()
+    try:
+        enc = encoder.encode_batch([[{"input": "Summarise.", "output": text}]])[0]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert enc.cut and len(enc.input_ids) == MAX_LENGTH
+    assert peak < 1 << 20, (peak, len(text))

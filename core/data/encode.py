@@ -11,6 +11,9 @@ Every segment is tokenised on its own with ``add_special_tokens=False``; the who
 cut to ``max_length`` keeping the head. Segments of a whole batch are tokenised in one call of
 the fast tokenizer (identical strings once), which is where the speed comes from.
 
+Only the head of a very long sample is tokenised (see :func:`char_budget`): tokenising a 300 MB row
+to keep its first 2,048 tokens took more than 17 GB. The ids are the same as tokenising it all.
+
 In ``chat_template`` mode the tokenizer's Jinja template renders the conversation and the mask
 comes from the rendered text: exactly each answer and the end token right after it are supervised.
 """
@@ -26,6 +29,41 @@ from core.errors import UserError
 
 IGNORE_INDEX = -100
 
+# Tokens past max_length that a cut text must still yield before its first max_length tokens are trusted:
+# the last few tokens before a cut can differ from the whole text's (a word cut in two).
+CUT_MARGIN = 16
+_CUT_BACKOFF = 256  # look this far back from a cut for a space or line break to cut at
+
+
+def char_budget(max_length: int) -> int:
+    """Characters of a sample tokenised at first: 8 per token of max_length.
+
+    A token of the tokenizers we train covers about 4 characters of English prose and 1-3 of Chinese
+    or code, so 8 leaves room; text that packs tighter (long runs of one character, spaces) is caught
+    by the retry in the encoders, which tokenise 4x more until the cut text yields max_length +
+    CUT_MARGIN tokens or nothing is cut. What is tokenised for one sample is thus a few times
+    max_length tokens whatever the row holds, not the whole row.
+
+    >>> char_budget(2048)
+    16384
+    """
+    return max(int(max_length), 1) * 8
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at a space or line break when one is close.
+
+    >>> cut_text("one two three", 9)
+    'one two'
+    """
+    if len(text) <= limit:
+        return text
+    head = text[:max(limit, 0)]
+    if text[len(head)] in " \n":
+        return head
+    at = max(head.rfind(" ", len(head) - _CUT_BACKOFF), head.rfind("\n", len(head) - _CUT_BACKOFF))
+    return head[:at] if at > 0 else head
+
 
 @dataclass
 class Encoded:
@@ -34,6 +72,7 @@ class Encoded:
     full_length: int  # tokens before truncation
     supervised: int = -1  # supervised tokens after truncation (-1: count them)
     error: str = ""  # set when this conversation could not be encoded (the row is dropped with it)
+    cut: bool = False  # only the head of the text was tokenised (full_length counts that head)
 
     def __post_init__(self):
         if self.supervised < 0:
@@ -121,21 +160,41 @@ class XTunerEncoder:
 
     def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
         plans = [self.pieces(c) for c in conversations]
-        ids = self.segments.ids_for([piece for plan in plans for piece, _ in plan if isinstance(piece, str)])
-        results, limit = [], self.max_length
-        for plan in plans:
-            input_ids, labels, supervised_count = [], [], 0
-            for piece, supervised in plan:
-                toks = piece if isinstance(piece, list) else (ids[piece] if piece else [])
-                if supervised:
-                    # count only what survives truncation
-                    supervised_count += max(0, min(len(toks), limit - len(input_ids)))
-                    labels.extend(toks)
-                else:
-                    labels.extend([IGNORE_INDEX] * len(toks))
-                input_ids.extend(toks)
-            results.append(_truncate(input_ids, labels, limit, supervised_count))
+        budgets = [self.char_budget] * len(plans)
+        results: list[Encoded | None] = [None] * len(plans)
+        todo = list(range(len(plans)))
+        while todo:
+            cut_plans = {i: _cut_plan(plans[i], budgets[i]) for i in todo}
+            ids = self.segments.ids_for([piece for plan, _ in cut_plans.values() for piece, _ in plan
+                                         if isinstance(piece, str)])
+            retry = []
+            for i, (plan, cut) in cut_plans.items():
+                enc = self._assemble(plan, ids)
+                if cut and enc.full_length < self.max_length + CUT_MARGIN:
+                    budgets[i] *= 4  # this text packs tighter than char_budget assumes
+                    retry.append(i)
+                    continue
+                enc.cut = cut
+                results[i] = enc
+            todo = retry
         return results
+
+    @property
+    def char_budget(self) -> int:
+        return char_budget(self.max_length)
+
+    def _assemble(self, plan, ids: dict) -> Encoded:
+        input_ids, labels, supervised_count, limit = [], [], 0, self.max_length
+        for piece, supervised in plan:
+            toks = piece if isinstance(piece, list) else (ids[piece] if piece else [])
+            if supervised:
+                # count only what survives truncation
+                supervised_count += max(0, min(len(toks), limit - len(input_ids)))
+                labels.extend(toks)
+            else:
+                labels.extend([IGNORE_INDEX] * len(toks))
+            input_ids.extend(toks)
+        return _truncate(input_ids, labels, limit, supervised_count)
 
     def overhead(self, system: str = "") -> int:
         """Tokens the template itself puts around one empty answer (BOS, system, instruction, suffix, EOS)."""
@@ -143,6 +202,23 @@ class XTunerEncoder:
         enc = self.encode_batch([[turn]])[0]
         sep = self.template.sep if self.template else ""
         return enc.full_length - (len(self.tokenizer(sep, add_special_tokens=False)["input_ids"]) if sep else 0)
+
+
+def _cut_plan(plan: list, budget: int) -> tuple[list, bool]:
+    """The pieces that fit in ``budget`` characters (the last one cut), and whether anything was cut."""
+    out, used = [], 0
+    for piece, supervised in plan:
+        if not isinstance(piece, str):
+            out.append((piece, supervised))
+            continue
+        if used + len(piece) > budget:
+            head = cut_text(piece, budget - used)
+            if head:
+                out.append((head, supervised))
+            return out, True
+        out.append((piece, supervised))
+        used += len(piece)
+    return out, False
 
 
 def _truncate(input_ids: list[int], labels: list[int], max_length: int, supervised: int = -1) -> Encoded:
@@ -189,9 +265,15 @@ class ChatTemplateEncoder:
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
         return self.tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
 
-    def render(self, conversation: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-        """(full text, character spans to supervise)."""
+    def render(self, conversation: list[dict], budget: int | None = None) -> tuple[str, list[tuple[int, int]]]:
+        """(full text, character spans to supervise); with ``budget``, of the messages' first that many
+        characters (see :func:`_cut_messages`)."""
         messages = conversation_to_messages(conversation)
+        if budget is not None:
+            messages, _ = _cut_messages(messages, budget)
+        return self._render_spans(messages)
+
+    def _render_spans(self, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
         full = self._render(messages, False)
         spans, cursor = [], 0
         for j, msg in enumerate(messages):
@@ -228,18 +310,39 @@ class ChatTemplateEncoder:
             cursor = end
         return full, spans
 
-    def _render_or_error(self, conversation) -> tuple[str, list] | str:
+    def _render_or_error(self, conversation, budget: int) -> tuple[str, list, bool] | str:
         try:
-            return self.render(conversation)
+            messages, cut = _cut_messages(conversation_to_messages(conversation), budget)
+            return (*self._render_spans(messages), cut)
         except Exception as exc:  # Jinja templates raise on layouts they do not support
             return f"the chat template refused this conversation ({str(exc).splitlines()[0][:120]})"
 
+    @property
+    def char_budget(self) -> int:
+        return char_budget(self.max_length)
+
     def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
-        attempts = [self._render_or_error(c) for c in conversations]
-        rendered = [r for r in attempts if not isinstance(r, str)]
-        all_ids, all_offsets = batch_ids_offsets(self.tokenizer, [r[0] for r in rendered]) if rendered else ([], [])
-        encoded = iter(self._label(rendered, all_ids, all_offsets))
-        return [Encoded([], [], 0, 0, error=a) if isinstance(a, str) else next(encoded) for a in attempts]
+        budgets = [self.char_budget] * len(conversations)
+        results: list[Encoded | None] = [None] * len(conversations)
+        todo = list(range(len(conversations)))
+        while todo:
+            attempts = {i: self._render_or_error(conversations[i], budgets[i]) for i in todo}
+            rendered = [(i, a) for i, a in attempts.items() if not isinstance(a, str)]
+            all_ids, all_offsets = (batch_ids_offsets(self.tokenizer, [a[0] for _, a in rendered]) if rendered
+                                    else ([], []))
+            retry = []
+            for (i, (_, _, cut)), enc in zip(rendered, self._label([a[:2] for _, a in rendered], all_ids, all_offsets)):
+                if cut and enc.full_length < self.max_length + CUT_MARGIN:
+                    budgets[i] *= 4  # this text packs tighter than char_budget assumes
+                    retry.append(i)
+                    continue
+                enc.cut = cut
+                results[i] = enc
+            for i, a in attempts.items():
+                if isinstance(a, str):
+                    results[i] = Encoded([], [], 0, 0, error=a)
+            todo = retry
+        return results
 
     def _label(self, rendered, all_ids, all_offsets) -> list[Encoded]:
         results = []
@@ -262,6 +365,33 @@ class ChatTemplateEncoder:
     def overhead(self, system: str = "") -> int:
         turn = {"system": system, "input": "", "output": ""}
         return self.encode_batch([[turn]])[0].full_length
+
+
+def _cut_messages(messages: list[dict], budget: int) -> tuple[list[dict], bool]:
+    """The messages within ``budget`` characters of content, and whether anything was cut.
+
+    The message where the budget runs out is cut; when it is not an answer, the turn is completed with
+    empty messages up to the next answer, so templates that insist on user/assistant turns still
+    render (nothing after the cut is within max_length anyway).
+
+    >>> _cut_messages([{"role": "user", "content": "a b c d"}, {"role": "assistant", "content": "e"}], 3)
+    ([{'role': 'user', 'content': 'a b'}, {'role': 'assistant', 'content': ''}], True)
+    """
+    out, used = [], 0
+    for i, msg in enumerate(messages):
+        content = msg["content"]
+        if used + len(content) <= budget:
+            out.append(msg)
+            used += len(content)
+            continue
+        out.append({**msg, "content": cut_text(content, budget - used)})
+        if msg["role"] != "assistant":
+            for later in messages[i + 1:]:
+                out.append({**later, "content": ""})
+                if later["role"] == "assistant":
+                    break
+        return out, True
+    return out, False
 
 
 def make_encoder(tokenizer, template_name: str | None, max_length: int):

@@ -8,7 +8,11 @@ Row rules (decided here, tested in tests/test_data_pipeline.py):
 - a conversation ending on a user turn loses that turn (as XTuner); with no answer left it is dropped;
 - a turn with an empty answer drops the whole row ("empty answer"): training on it would only
   teach the model to stop;
-- a sample whose supervised tokens were all cut by max_length is dropped (as XTuner).
+- a sample whose supervised tokens were all cut by max_length is dropped (as XTuner);
+- a value that is not text (a list, an object, true/false, NaN) drops its row, naming the field; a plain
+  number becomes its digits and is noted; a message without content drops its row;
+- only the head of a very long row is tokenised (encode.char_budget) and the row is noted, so one
+  huge row cannot run the machine out of memory.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from core.errors import ConfigError, DataError
 
 ROW_COLUMNS = ("input_ids", "labels", "length", "full_length", "supervised", "drop_reason", "note", "row")
 TRAILING_USER_NOTE = "trailing user turn without an answer removed"
+LONG_ROW_NOTE = "very long: only the head of its text was tokenised (the sample keeps its first max_length tokens)"
 
 
 @dataclass
@@ -131,6 +136,8 @@ def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
             reasons[j] = ("no supervised token left after truncation to max_length" if enc.truncated
                           else "no supervised token (every answer has loss turned off)")
             continue
+        if enc.cut:
+            notes[j] = "\n".join(filter(None, (notes[j], LONG_ROW_NOTE)))
         out["input_ids"][j], out["labels"][j] = enc.input_ids, enc.labels
         out["length"][j], out["full_length"][j], out["supervised"][j] = len(enc.input_ids), enc.full_length, supervised
     return out
