@@ -186,3 +186,21 @@ def test_more_processes_than_cpu_cores_without_a_gpu_warns(capsys, user, monkeyp
     assert cfg.warnings() == []
     monkeypatch.setattr(config_mod, "_cuda_count", lambda: 4)  # GPUs: one process per GPU is the norm
     assert RunConfig.load(user / "good.yaml").with_overrides(["distributed.nproc_per_node=4"]).warnings() == []
+
+
+def test_the_gui_shows_the_warnings_when_it_checks_the_form(user, monkeypatch):
+    from app.callbacks import config_cb, train_cb
+    from app.form import gui_default_config, values_from_config
+    from app.settings import AppSettings
+
+    monkeypatch.setattr(config_mod, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(config_mod, "_cpu_cores", lambda: 2)
+    settings = AppSettings.from_env({"TUNESMITH_HOME": str(user / "home")}, extra_roots=(str(user),))
+    settings.ensure_dirs()
+    values = {**values_from_config(gui_default_config()), "top/lang": "en", "model.name_or_path": str(user / "model"),
+              "data.path": str(user / "four.jsonl"), "data.map_fn": "default", "method.finetuning": "lora",
+              "training.max_steps": 2, "data.eval_size": 2, "distributed.nproc_per_node": 4}
+    for html in (train_cb.preview_command(values, settings)[train_cb.STATUS], config_cb.validation_html(values, settings)):
+        assert "ts-error" not in html, html
+        assert "data.eval_size: the evaluation split holds 2 row(s)" in html, html
+        assert "distributed.nproc_per_node: 4 processes on a machine with 2 CPU core(s)" in html

@@ -125,7 +125,11 @@ def validate(values: dict, settings: AppSettings) -> tuple[RunConfig | None, lis
 def validation_html(values: dict, settings: AppSettings) -> str:
     cfg, problems = validate(values, settings)
     lang = lang_of(values)
-    return problems_html(problems, text("problems", lang)) if problems else ok_html(text("valid", lang))
+    if problems:
+        return problems_html(problems, text("problems", lang))
+    from app.callbacks.train_cb import warnings_html
+
+    return ok_html(text("valid", lang)) + warnings_html(cfg)
 
 
 def change_lang(values: dict, registered_ids: list[str]) -> dict:

@@ -73,6 +73,13 @@ def plan_run_dir(cfg: RunConfig, settings: AppSettings) -> Path:
     return path
 
 
+def warnings_html(cfg: RunConfig) -> str:
+    """RunConfig.warnings(): values that run, but probably not as the user hopes (the CLI prints them too)."""
+    from html import escape
+
+    return "".join(f'<div class="ts-muted">⚠ {escape(w)}</div>' for w in cfg.warnings())
+
+
 def _fail(values: dict, exc: InvalidConfig) -> dict:
     return {STATUS: problems_html(exc.problems, text("problems", lang_of(values)))}
 
@@ -93,7 +100,7 @@ def preview_command(values: dict, settings: AppSettings) -> dict:
              f"{commands.train_command(str(yaml_path), work_dir=str(run_dir))}\n\n"
              f"# What Start runs (in its own process group, logging to {run_dir}/train.log):\n"
              f"{display(build_command(cfg, run_dir))}")
-    return {"train/cmd": shown, STATUS: ok_html(text("valid", lang_of(values)))}
+    return {"train/cmd": shown, STATUS: ok_html(text("valid", lang_of(values))) + warnings_html(cfg)}
 
 
 def start(values: dict, settings: AppSettings) -> dict:
