@@ -311,7 +311,8 @@ def _stopped_run(settings, tiny_model_dir, allowed):
 
     rd = RunDir(settings.runs_root / "r1")
     cfg = gui_default_config()
-    cfg.model.name_or_path, cfg.data.path, cfg.output.run_dir = str(tiny_model_dir), str(allowed / "data.json"), str(rd.path)
+    cfg.model.name_or_path, cfg.data.path = str(tiny_model_dir), str(allowed / "data.json")
+    cfg.output.run_dir = str(rd.path)
     cfg.save(rd.config_path)
     rd.write_status(state="stopped", step=1)
     (rd.checkpoints_dir / "checkpoint-1").mkdir(parents=True)
@@ -394,3 +395,26 @@ def test_every_road_to_a_launch_takes_the_same_config_check(folders, tiny_model_
     status = queued.read_status()
     assert status["state"] == "failed" and message in status["message"]
     assert recorded_launches == []
+
+
+def test_the_app_launches_only_where_the_config_check_runs_first():
+    """The class, not the instance: app/ calls core's launch() in exactly two functions (train_cb._launch for
+    Start/Resume, run_queue.tick for queued runs), and each passes its config through check_config first."""
+    import ast
+    from pathlib import Path
+
+    app_dir = Path(__file__).resolve().parent.parent / "app"
+    callers = {}
+    for path in app_dir.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            calls = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Call)),
+                           key=lambda c: (c.lineno, c.col_offset))
+            names = [c.func.id if isinstance(c.func, ast.Name) else getattr(c.func, "attr", "") for c in calls]
+            if any(n in ("launch", "run_here") for n in names):
+                callers[f"{path.relative_to(app_dir)}::{fn.name}"] = names
+    assert sorted(callers) == ["callbacks/train_cb.py::_launch", "run_queue.py::tick"], callers
+    for names in callers.values():
+        assert names.index("check_config") < names.index("launch")
