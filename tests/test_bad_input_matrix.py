@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -107,8 +108,10 @@ def world(tmp_path_factory, tokenizer_dir):
 
     settings = AppSettings.from_env({"TUNESMITH_HOME": str(home)}, extra_roots=(str(user), str(tokenizer_dir)))
     settings.ensure_dirs()
+    # The GUI's Run folder takes only runs of its runs list (issue 9), so its copy of the run lives there.
+    gui_run = Path(shutil.copytree(run, settings.runs_root / "old-run"))
     return {"root": root, "user": user, "tiny": tiny, "narrow": narrow, "run": run, "tok": tokenizer_dir,
-            "settings": settings, "variant": variant}
+            "settings": settings, "variant": variant, "gui_run": gui_run}
 
 
 def form(w, **changes) -> dict:
@@ -286,7 +289,7 @@ def rows(w) -> list[Row]:
             gui_status="export/status", gui_needles=("is not empty",)),
         Row("train afresh in a folder with checkpoints", ["train", str(u / "good.yaml"), "--work-dir", str(w["run"])],
             ("already holds checkpoints", "Fix: Resume it"), sub=True,
-            gui=start, gui_values=form(w, output__run_dir=str(w["run"])), gui_status="train/status",
+            gui=start, gui_values=form(w, output__run_dir=str(w["gui_run"])), gui_status="train/status",
             gui_needles=("already holds checkpoints",)),
         Row("copy a preset over an existing copy", ["copy-cfg", "smollm2_135m_instruct_lora_identity_e3",
                                                     str(u / "copies")], ("exists", "Fix:")),
