@@ -77,7 +77,7 @@ def test_paired_test_skips_missing_pairs_and_rejects_unequal_lengths():
     assert math.isnan(m.paired_test([], []).mean_diff)
 
 
-@pytest.mark.parametrize("name", ["core.eval.metrics", "core.eval.report"])
+@pytest.mark.parametrize("name", ["core.eval.metrics", "core.eval.report", "app.callbacks.eval_cb"])
 def test_docstring_examples(name):
     import doctest
     import importlib

@@ -7,9 +7,9 @@ from functools import partial
 
 import gradio as gr
 
-from app.callbacks import train_cb
+from app.callbacks import eval_cb, train_cb
 from app.plots import PLOTS, y_title
-from app.tabs.widgets import BuildContext, command_box, field, widget
+from app.tabs.widgets import BuildContext, command_box, container, field, widget
 
 POLL_SECONDS = 2.0
 
@@ -69,6 +69,47 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "train/log", gr.HTML, is_input=False, value="")
         with gr.Column(scale=2):
             widget(ctx, "train/samples", gr.HTML, is_input=False, value="", elem_classes=["ts-samples"])
+    build_evaluate(ctx)
+    build_compare(ctx)
+
+
+def build_evaluate(ctx: BuildContext) -> None:
+    """Evaluate a finished run against its base (app/callbacks/eval_cb.py)."""
+    with container(ctx, "train/eval", gr.Accordion, open=False):
+        with gr.Row(equal_height=True):
+            widget(ctx, "eval/run", gr.Dropdown, choices=[], value=None, scale=3)
+            widget(ctx, "eval/data", gr.Textbox, value="", scale=3)
+            widget(ctx, "eval/name", gr.Textbox, value="", scale=1)
+        with gr.Row(equal_height=True):
+            widget(ctx, "eval/limit", gr.Number, value=0, precision=0)
+            widget(ctx, "eval/max_new_tokens", gr.Number, value=128, precision=0)
+            widget(ctx, "eval/start_btn", gr.Button, is_input=False, variant="primary")
+            widget(ctx, "eval/stop_btn", gr.Button, is_input=False, variant="stop")
+            widget(ctx, "eval/refresh_btn", gr.Button, is_input=False, size="sm")
+        widget(ctx, "eval/status", gr.HTML, is_input=False, value="")
+        command_box(ctx, "eval/cmd")
+        widget(ctx, "eval/current", gr.Textbox, visible=False, value="")
+        widget(ctx, "eval/seen", gr.Textbox, visible=False, value="")
+        widget(ctx, "eval/progress", gr.HTML, is_input=False, value="")
+        widget(ctx, "eval/failure", gr.HTML, is_input=False, value="")
+        widget(ctx, "eval/summary", gr.HTML, is_input=False, value="")
+        with gr.Row():
+            widget(ctx, "eval/best", gr.Dataframe, is_input=False, value=None, wrap=True)
+            widget(ctx, "eval/worst", gr.Dataframe, is_input=False, value=None, wrap=True)
+        widget(ctx, "eval/examples", gr.Dataframe, is_input=False, value=None, wrap=True, max_height=400)
+
+
+def build_compare(ctx: BuildContext) -> None:
+    """Two or more runs side by side: overlaid curves, config diff, evaluations."""
+    with container(ctx, "train/compare", gr.Accordion, open=False):
+        with gr.Row(equal_height=True):
+            widget(ctx, "compare/runs", gr.Dropdown, choices=[], value=[], multiselect=True, scale=4)
+            widget(ctx, "compare/btn", gr.Button, is_input=False, variant="primary", scale=1)
+        widget(ctx, "compare/status", gr.HTML, is_input=False, value="")
+        widget(ctx, "compare/plot", gr.LinePlot, is_input=False, x="step", y="value", color="series", height=260,
+               x_title="step", y_title="loss", value=None)
+        widget(ctx, "compare/diff", gr.Dataframe, is_input=False, value=None, wrap=True)
+        widget(ctx, "compare/evals", gr.Dataframe, is_input=False, value=None, wrap=True)
 
 
 WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train/points", "train/seen", "train/runs",
@@ -103,3 +144,26 @@ def wire(ctx: BuildContext, timer: gr.Timer) -> None:
              show_progress="hidden", concurrency_limit=None, trigger_mode="always_last")
     reg.wire(reg["train/log_scale"].change, partial(train_cb.poll, settings=s), WATCH, inputs=poll_inputs,
              status="train/status", show_progress="hidden")
+    wire_evaluate(ctx, timer)
+
+
+def wire_evaluate(ctx: BuildContext, timer: gr.Timer) -> None:
+    reg, s = ctx.reg, ctx.settings
+    eval_inputs = [i for i in reg.input_ids() if i.startswith("eval/")] + ["top/lang"]
+    pickers = ["eval/run", "compare/runs"]
+    reg.wire(reg["eval/refresh_btn"].click, partial(eval_cb.refresh, settings=s), pickers, inputs=[],
+             status="eval/status")
+    reg.wire(reg["train/eval"].expand, partial(eval_cb.refresh, settings=s), pickers, inputs=[], status="eval/status")
+    reg.wire(reg["train/compare"].expand, partial(eval_cb.refresh, settings=s), pickers, inputs=[],
+             status="compare/status")
+    started = ["eval/current", "eval/seen", "eval/cmd", *eval_cb.EVAL_OUTPUTS]
+    reg.wire(reg["eval/start_btn"].click, partial(eval_cb.start, settings=s), started, inputs=eval_inputs,
+             status="eval/status")
+    reg.wire(reg["eval/stop_btn"].click, partial(eval_cb.stop, settings=s), [], inputs=eval_inputs,
+             status="eval/status")
+    reg.wire(timer.tick, partial(eval_cb.poll, settings=s), eval_cb.EVAL_OUTPUTS,
+             inputs=["eval/current", "eval/seen", "top/lang"], status="eval/status", show_progress="hidden",
+             concurrency_limit=None, trigger_mode="always_last")
+    reg.wire(reg["compare/btn"].click, partial(eval_cb.compare, settings=s),
+             ["compare/plot", "compare/diff", "compare/evals"], inputs=["compare/runs", "top/lang"],
+             status="compare/status")
