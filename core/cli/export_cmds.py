@@ -1,4 +1,4 @@
-"""Export verbs: ``convert to-hf`` (alias ``pth_to_hf``) and ``convert merge``, as in XTuner."""
+"""Export verbs: ``convert to-hf`` (alias ``pth_to_hf``) and ``convert merge``, as in XTuner, and ``convert gguf``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def register(sub) -> None:
     convert = sub.add_parser("convert", help="turn checkpoints into Hugging Face folders; merge adapters",
                              description="Convert training checkpoints (to-hf) or merge a LoRA adapter into its "
                                          "base model (merge).")
-    verbs = convert.add_subparsers(dest="convert_command", metavar="{to-hf,merge}")
+    verbs = convert.add_subparsers(dest="convert_command", metavar="{to-hf,merge,gguf}")
 
     to_hf = verbs.add_parser("to-hf", aliases=["pth_to_hf"], help="checkpoint -> clean adapter or model folder",
                              description="Write a clean Hugging Face folder from a run (its newest checkpoint) or "
@@ -34,6 +34,21 @@ def register(sub) -> None:
     merge.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                        help="where to merge (default cpu; cuda is faster but needs the whole model in GPU memory)")
     merge.set_defaults(func=cmd_merge)
+
+    gguf = verbs.add_parser("gguf", help="run / checkpoint / adapter / merged folder -> GGUF + Ollama Modelfile",
+                            description="Write OUT_DIR/NAME-QUANT.gguf with llama.cpp's own converter and quantiser "
+                                        "(adapters are merged into their base first) and OUT_DIR/Modelfile with the "
+                                        "run's chat template and stop words (ollama create NAME -f Modelfile).")
+    gguf.add_argument("src", metavar="SRC", help="run folder, checkpoint, adapter folder or merged model folder")
+    gguf.add_argument("out_dir", metavar="OUT_DIR")
+    gguf.add_argument("--quant", default="q8_0", metavar="TYPE",
+                      help="f16, bf16, f32, q8_0 (default), q6_k, q5_k_m, q4_k_m, q4_k_s, q3_k_m, q2_k, ...")
+    gguf.add_argument("--prompt-template", default=None, metavar="NAME",
+                      help="template to store instead of the run's (data.template)")
+    gguf.add_argument("--name", default=None, help="model name in the file name (default: the run or folder name)")
+    gguf.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists and is not empty")
+    gguf.add_argument("--quiet", action="store_true", help="no progress bar")
+    gguf.set_defaults(func=cmd_gguf)
     convert.set_defaults(func=lambda args: convert.print_help() or 2)
 
 
@@ -80,3 +95,12 @@ def cmd_merge(args) -> int:
     return _run("merge", args.quiet, lambda progress: merge_adapter(
         args.base, args.adapter, args.out_dir, dtype=args.dtype, max_shard_size=args.max_shard_size,
         device=args.device, safe=args.safe, overwrite=args.overwrite, progress=progress))
+
+
+def cmd_gguf(args) -> int:
+    from core.export.gguf import check_quant, convert_gguf
+
+    check_quant(args.quant)  # a typo fails before the slow part
+    return _run("gguf", args.quiet, lambda progress: convert_gguf(
+        args.src, args.out_dir, quant=args.quant, template=args.prompt_template, overwrite=args.overwrite,
+        name=args.name, progress=progress))

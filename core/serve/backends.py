@@ -165,6 +165,7 @@ class GGUFBackend:
         self.turns = Turns()
         meta = getattr(llm, "metadata", {}) or {}
         self.chat_template = meta.get("tokenizer.chat_template")
+        self.add_bos = str(meta.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
         self.tokens = {"bos_token": _token_text(llm, meta, "bos"), "eos_token": _token_text(llm, meta, "eos")}
 
     @classmethod
@@ -213,6 +214,9 @@ class GGUFBackend:
         full = ([{"role": "system", "content": system}] if system else []) + history + [
             {"role": "user", "content": question}]
         ids = self.llm.tokenize(self.render(full).encode("utf-8"), add_bos=False, special=True)
+        bos = self.llm.token_bos()
+        if self.add_bos and bos >= 0 and (not ids or ids[0] != bos):  # as llama.cpp's own chat does
+            ids = [bos] + ids
         return self._generate(ids, params, outcome, stream)
 
     def complete(self, prompt: str, params: Params, outcome: Outcome, *, stream: bool):
