@@ -427,6 +427,20 @@ def _ppl(loss):
     return math.exp(loss) if loss < 700 else float("inf")
 
 
+def load_tokenizer(spec):
+    """The tokenizer :func:`core.chat.loading.load_model` would load for ``spec``."""
+    from transformers import AutoTokenizer
+
+    from core.chat.loading import _has_tokenizer
+
+    src = spec.adapter if spec.adapter and _has_tokenizer(spec.adapter) else (spec.tokenizer or spec.base)
+    try:
+        return AutoTokenizer.from_pretrained(src)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the tokenizer of {spec.label or spec.base}: {str(exc).splitlines()[0]}",
+                        "Check the folder holds tokenizer files (hub ids must be in the local cache).") from None
+
+
 def load_sides(plan: Plan) -> tuple[Side, Side]:
     from core.chat.loading import load_model
 
@@ -455,11 +469,14 @@ def evaluate(request: EvalRequest | str, data: str = "", *, progress=None, shoul
     started = time.time()
     plan = make_plan(req)
     report = progress or (lambda f, m: None)
+    report(0.0, "reading the test data")
+    # The data first, with the tokenizer alone: a test file in the wrong format fails in seconds,
+    # not after the models are loaded.
+    examples, spec, dropped = build_examples(plan, load_tokenizer(plan.tuned), plan.tuned.base)
+    template = resolve_template(spec.template, plan.tuned.base, tokenizer=spec.encoder.tokenizer)
     report(0.0, "loading the models")
     base, tuned = load_sides(plan)
     Progress(1, should_stop=should_stop).check()
-    examples, spec, dropped = build_examples(plan, tuned.tokenizer, tuned.model_path)
-    template = resolve_template(spec.template, tuned.model_path, tokenizer=tuned.tokenizer)
     tracker = Progress(4 * len(examples), report, should_stop)
     totals = {}
     for side in (base, tuned):
