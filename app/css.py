@@ -28,6 +28,13 @@ CSS = """
 .ts-bad .ts-fill { background: #d33; }
 .ts-warn .ts-fill { background: #e0a000; }
 .ts-progress-msg { font-size: 0.85em; color: #666; }
+.ts-phase { margin-top: 4px; font-size: 0.9em; }
+.ts-phase-bar { height: 6px; }
+.ts-phase-bar .ts-fill { background: #8b5cf6; }
+.ts-indeterminate .ts-fill { opacity: .45; animation: ts-pulse 1.4s ease-in-out infinite; }
+@keyframes ts-pulse { 50% { opacity: .15; } }
+.ts-banner { background: #eef4ff; border: 1px solid #bcd0f7; border-radius: 6px; padding: 2px 8px; }
+.ts-change { font-size: 0.85em; color: #6b4f00; background: #fff8e1; border-radius: 4px; padding: 2px 6px; margin: 2px 0; }
 .ts-failure pre { max-height: 260px; overflow: auto; background: #fff; color: #333; font-size: 0.8em; }
 .ts-advice { margin-top: 6px; }
 .ts-qa { margin-bottom: 6px; } .ts-q { font-weight: 600; } .ts-a { white-space: pre-wrap; color: #333; }

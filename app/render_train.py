@@ -45,24 +45,83 @@ def progress_fraction(status: dict, last: dict | None) -> float:
         return 0.0
 
 
-def progress_html(status: dict, last: dict | None, lang: str, run_name: str = "") -> str:
-    """A bar with the state, step/total, elapsed time and ETA."""
+ACTIVE = ("starting", "running", "stopping")
+
+
+def run_elapsed(status: dict, now: float | None = None) -> float | None:
+    """Seconds since Start, over every attempt of the run (Resume goes on from the earlier total).
+
+    >>> run_elapsed({"state": "running", "started_at": 100.0, "elapsed_prior_s": 40}, now=130.0)
+    70.0
+    >>> run_elapsed({"state": "finished", "started_at": 100.0, "elapsed_total_s": 95.5}, now=999.0)
+    95.5
+    """
+    import time
+
+    if status.get("state") not in ACTIVE and isinstance(status.get("elapsed_total_s"), (int, float)):
+        return float(status["elapsed_total_s"])
+    started = status.get("started_at")
+    if not isinstance(started, (int, float)):
+        return None
+    end = (now or time.time()) if status.get("state") in ACTIVE else status.get("updated_at") or now or time.time()
+    return max(0.0, float(status.get("elapsed_prior_s") or 0.0) + float(end) - float(started))
+
+
+def phase_text(status: dict, lang: str) -> tuple[str, float | None]:
+    """What the trainer says it is doing (its ``phase`` in status.json), in ``lang``, and that phase's
+    own progress 0..1 (None when it cannot be counted). Empty outside an active run."""
+    state = status.get("state")
+    if state not in ACTIVE:
+        return "", None
+    phase = status.get("phase") or ("starting" if state == "starting" else "")
+    if not phase or phase == "training":
+        return "", None
+    done, total = status.get("phase_done"), status.get("phase_total")
+    counted = isinstance(done, int) and isinstance(total, int) and total > 0
+    key = f"phase_{phase}" if phase != "tokenizing" or isinstance(total, int) else "phase_tokenizing_any"
+    shown = text(key, lang, done=done if counted else "?", total=total if total is not None else "?",
+                 step=status.get("phase_step", status.get("step", "?")))
+    return shown, (max(0.0, min(1.0, done / total)) if counted else None)
+
+
+def progress_html(status: dict, last: dict | None, lang: str, run_name: str = "", now: float | None = None) -> str:
+    """A bar with the state, step/total, elapsed time since Start and (while training) the ETA; before
+    the first step and after the last, the trainer's phase with a bar of its own."""
     state = status.get("state") or "unknown"
     frac = progress_fraction(status, last)
     last = last or {}
     step = last.get("step", status.get("step")) or 0
+    if isinstance(status.get("step"), int) and status.get("step") > step:
+        step = status["step"]  # status.json is written every second, metrics only at logging steps
     total = last.get("total_steps", status.get("total_steps")) or "?"
-    detail = text("eta", lang, step=step, total=total, elapsed=fmt_seconds(last.get("elapsed_s")),
-                  eta=fmt_seconds(last.get("eta_s") if state in ("running", "starting") else 0))
+    elapsed = fmt_seconds(run_elapsed(status, now))
+    phase, phase_frac = phase_text(status, lang)
+    eta = last.get("eta_s")
+    if state == "running" and not phase and eta is not None:
+        detail = text("eta", lang, step=step, total=total, elapsed=elapsed, eta=fmt_seconds(eta))
+    else:  # not training (yet / any more): no "about 0:00 left"
+        detail = text("eta_none", lang, step=step, total=total, elapsed=elapsed)
     label = text(f"state_{state}", lang) if state in STATE_CLASS else state
-    message = status.get("message") or ""
-    if state == "failed":
-        message = ""  # the failure box below says it in full
+    message = "" if state in ("failed",) or phase else engine_message(status.get("message") or "", lang)
     cls = STATE_CLASS.get(state, "run")
+    phase_html = ""
+    if phase:
+        width = f"{phase_frac * 100:.1f}%" if phase_frac is not None else "100%"
+        busy = "" if phase_frac is not None else " ts-indeterminate"
+        phase_html = (f'<div class="ts-phase" data-phase="{escape(str(status.get("phase") or state))}">'
+                      f'{escape(phase)}<div class="ts-bar ts-phase-bar{busy}"><div class="ts-fill" '
+                      f'style="width:{width}"></div></div></div>')
     return (f'<div class="ts-progress ts-{cls}" data-state="{escape(state)}" data-frac="{frac:.4f}">'
             f'<div class="ts-progress-head"><b>{escape(label)}</b> {escape(run_name)} · {escape(detail)}</div>'
             f'<div class="ts-bar"><div class="ts-fill" style="width:{frac * 100:.1f}%"></div></div>'
-            f'<div class="ts-progress-msg">{escape(str(message))}</div></div>')
+            f'{phase_html}<div class="ts-progress-msg">{escape(str(message))}</div></div>')
+
+
+def engine_message(message: str, lang: str) -> str:
+    """A message the engine wrote (status.json, errors) in ``lang``: see :mod:`app.engine_text`."""
+    from app.engine_text import translate
+
+    return translate(message, lang)
 
 
 def failure_html(status: dict, log_lines: list[str], lang: str) -> str:
@@ -105,12 +164,16 @@ def samples_html(rows: list[dict], limit_steps: int = 6) -> str:
     return "".join(blocks) or '<div class="ts-muted">-</div>'
 
 
-def run_choice(run: dict) -> tuple[str, str]:
-    """A drop-down entry ``(label, run_dir)`` for one run from ``list_runs``.
+def run_choice(run: dict, lang: str = "en") -> tuple[str, str]:
+    """A drop-down entry ``(label, run_dir)`` for one run from ``list_runs``, its state in ``lang``.
 
     >>> run_choice({"name": "r1", "state": "running", "step": 3, "total_steps": 10, "run_dir": "/x/r1"})
     ('r1 · running · 3/10', '/x/r1')
+    >>> run_choice({"name": "r1", "state": "finished", "run_dir": "/x/r1"}, "zh")
+    ('r1 · 已完成', '/x/r1')
     """
     step, total = run.get("step"), run.get("total_steps")
     where = f" · {step}/{total}" if step is not None and total else ""
-    return f"{run.get('name')} · {run.get('state')}{where}", run["run_dir"]
+    state = run.get("state")
+    shown = text(f"list_{state}", lang) if state in STATE_CLASS else state
+    return f"{run.get('name')} · {shown}{where}", run["run_dir"]

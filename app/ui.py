@@ -34,13 +34,15 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
     with gr.Blocks(title="Tunesmith", analytics_enabled=False) as demo:
         top.build(ctx)
         tabs = {}
-        with gr.Tabs():
+        with gr.Tabs() as tab_set:
             for tab_id, module in TABS:
-                with container(ctx, tab_id, gr.Tab) as tab:
+                with container(ctx, tab_id, gr.Tab, id=tab_id) as tab:
                     module.build(ctx)
                 tabs[tab_id] = tab
+        reg.add("top/tabs", tab_set, is_input=False)
         timer = gr.Timer(train_tab.POLL_SECONDS)
         top.wire(ctx)
+        reg.wire(reg["top/banner_btn"].click, train_cb.go_to_train, ["top/tabs"], inputs=[])
         data_tab.wire(ctx)
         model_tab.wire(ctx)
         method_tab.wire(ctx, tabs["tab/method"])

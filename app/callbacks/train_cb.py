@@ -9,6 +9,7 @@ or a restarted app changes nothing for the run, and :func:`on_load` re-attaches 
 from __future__ import annotations
 
 import time
+from html import escape
 from pathlib import Path
 
 from app import commands
@@ -16,7 +17,8 @@ from app.callbacks.common import app_folders, check_config, check_run_folder, ch
 from app.locales import text
 from app.plots import metric_frames, y_title
 from app.registry import Update, ok_html
-from app.render_train import failure_html, log_html, progress_html, run_choice, samples_html
+from app.render_train import (failure_html, fmt_seconds, log_html, phase_text, progress_html, run_choice, run_elapsed,
+                              samples_html)
 from app.run_queue import QUEUED, active_runs, cancel, enqueue
 from app.security import sanitize_filename
 from app.settings import AppSettings
@@ -26,6 +28,7 @@ from core.errors import UserError
 CURRENT = "train/current"
 SEEN = "train/seen"
 STATUS = "train/status"
+BANNER_IDS = ("top/banner", "top/banner_row")
 PLOT_IDS = {"loss": "train/plot_loss", "lr": "train/plot_lr", "grad": "train/plot_grad",
             "tps": "train/plot_tps", "mem": "train/plot_mem"}
 
@@ -232,7 +235,7 @@ def resume(values: dict, settings: AppSettings) -> dict:
 
 def refresh_runs(values: dict, settings: AppSettings, select: str | None = None) -> dict:
     """The list of runs (newest first) for the drop-down."""
-    choices = [run_choice(r) for r in gui_runs(settings)]
+    choices = [run_choice(r, lang_of(values)) for r in gui_runs(settings)]
     update = Update(choices=choices)
     if select:
         update["value"] = select
@@ -260,7 +263,7 @@ def on_load(values: dict, settings: AppSettings) -> dict:
     and show that run's config in the form (the page forgot what was typed before the reload)."""
     runs = gui_runs(settings)
     live = [r for r in runs if r["state"] in ("starting", "running", "stopping", QUEUED)]
-    out = {"train/runs": Update(choices=[run_choice(r) for r in runs])}
+    out = {"train/runs": Update(choices=[run_choice(r, lang_of(values)) for r in runs])}
     if live and not values.get(CURRENT):
         out[CURRENT] = live[0]["run_dir"]
         out["train/runs"]["value"] = live[0]["run_dir"]
@@ -293,14 +296,36 @@ def plot_update(frame, title: str) -> Update:
     return Update(value=frame, y_title=title, colors_in_legend=sorted(set(frame["series"])))
 
 
+def go_to_train(values: dict) -> dict:
+    return {"top/tabs": Update(selected="tab/train")}
+
+
+def banner(values: dict, settings: AppSettings) -> dict:
+    """The line above every tab while a run is active (hidden otherwise): which run, and how far."""
+    from core.train.rundir import RunDir
+
+    busy = [r for r in _busy(settings) if r.get("state") != QUEUED]
+    if not busy:
+        return {"top/banner": "", "top/banner_row": Update(visible=False)}
+    lang, run = lang_of(values), busy[0]
+    status = RunDir(run["run_dir"]).read_status()
+    phase, _frac = phase_text(status, lang)
+    progress = phase or text("eta_none", lang, step=status.get("step") or 0, total=status.get("total_steps") or "?",
+                             elapsed=fmt_seconds(run_elapsed(status)))
+    shown = text("banner", lang, run=run["name"], progress=progress)
+    return {"top/banner": f'<div class="ts-banner-text" data-run="{escape(run["name"])}">{escape(shown)}</div>',
+            "top/banner_row": Update(visible=True)}
+
+
 def poll(values: dict, settings: AppSettings) -> dict:
-    """One timer tick: progress, plots (only when new metrics arrived), log tail, samples, failure."""
+    """One timer tick: progress, plots (only when new metrics arrived), log tail, samples, failure,
+    and the banner every tab shows while a run is active."""
     from core.train.launcher import attach
     from core.train.rundir import RunDir
 
     current = (values.get(CURRENT) or "").strip()
     if not current:
-        return {}
+        return banner(values, settings)
     rd = RunDir(check_run_folder(current, settings))  # status() may write status.json: runs only
     status = rd.read_status()
     if status.get("state") != QUEUED:
@@ -324,5 +349,8 @@ def poll(values: dict, settings: AppSettings) -> dict:
         out["train/points"] = f'<span class="ts-muted" data-points="{points}">{shown}</span>'
         if seen.rsplit("|", 1)[-1] != str(values.get(SEEN) or "").rsplit("|", 1)[-1]:
             out.update(refresh_runs(values, settings, str(rd.path)))  # the state changed: relabel the list
+        else:  # new steps: the list's "running · 3/12" follows (choices only: a pick being made stays)
+            out.update(refresh_runs(values, settings))
         out[SEEN] = seen
+    out.update(banner(values, settings))
     return out

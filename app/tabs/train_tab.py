@@ -113,7 +113,7 @@ def build_compare(ctx: BuildContext) -> None:
 
 
 WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train/points", "train/seen", "train/runs",
-         *train_cb.PLOT_IDS.values()]
+         *train_cb.PLOT_IDS.values(), *train_cb.BANNER_IDS]
 
 
 def wire(ctx: BuildContext, timer: gr.Timer) -> None:

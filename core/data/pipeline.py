@@ -249,7 +249,8 @@ def _split_eval(ds, eval_size: float, seed: int):
     return parts["train"], parts["test"]
 
 
-def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft", seed: int = 42) -> BuiltData:
+def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft", seed: int = 42,
+                   on_rows=None) -> BuiltData:
     """Load, map, template, tokenise, mask, drop, and (optionally) pack a dataset for SFT or pre-training.
 
     ``train``/``eval`` rows hold input_ids, labels, position_ids (restarting at 0 for every packed
@@ -263,6 +264,8 @@ def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str 
     if data.max_samples and data.max_samples < ds.num_rows:
         ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
     train_rows, eval_rows = _split_eval(ds, data.eval_size, seed)
+    if on_rows is not None:  # the trainer shows "tokenising N rows" while a big file is encoded
+        on_rows(ds.num_rows)
     train, stats = encode_dataset(train_rows, spec, num_proc=data.num_proc, path=data.path)
     eval_ds = eval_stats = None
     if eval_rows is not None:

@@ -81,16 +81,23 @@ class RunMetricsCallback(TrainerCallback):
         self.t0 = time.time()
         self.start_step = state.global_step
         self.last = (self.t0, state.global_step, state.num_input_tokens_seen or 0)
+        # A resumed run's elapsed_s goes on from its earlier attempts' (the curves must not restart at 0).
+        earlier = [r.get("elapsed_s") for r in self.rd.read_metrics()
+                   if r.get("step") is not None and r["step"] <= state.global_step] if state.global_step else []
+        self.elapsed_offset = float(next((e for e in reversed(earlier) if isinstance(e, (int, float))), 0.0))
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self.clock_pending:  # speed and ETA exclude start-up work such as the "before" samples
             self.clock_pending = False
             self._restart_clock(state)
+            if self.ctx.is_main:
+                self.rd.write_status(**phase_fields("training", state.global_step, state.max_steps))
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.ctx.is_main and time.time() - self.last_status > 1.0:
             self.last_status = time.time()
-            self.rd.write_status(step=state.global_step, total_steps=state.max_steps)
+            self.rd.write_status(step=state.global_step, total_steps=state.max_steps,
+                                 **phase_fields("training", state.global_step, state.max_steps))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not self.ctx.is_main or not logs:
@@ -99,7 +106,8 @@ class RunMetricsCallback(TrainerCallback):
         step = state.global_step
         mem, mem_kind = self._mem()
         base = {"step": step, "total_steps": state.max_steps, "epoch": _round(state.epoch),
-                "peak_mem_mb": mem, "mem_kind": mem_kind, "elapsed_s": round(now - self.t0, 3)}
+                "peak_mem_mb": mem, "mem_kind": mem_kind,
+                "elapsed_s": round(now - self.t0 + getattr(self, "elapsed_offset", 0.0), 3)}
         if "loss" in logs:
             t_prev, s_prev, tok_prev = self.last
             tokens = int(state.num_input_tokens_seen or 0)
@@ -199,7 +207,8 @@ class EvalChatCallback(TrainerCallback):
         except ImportError:
             return []
 
-    def generate(self, model, step: int, when: str, max_new_tokens: int | None = None) -> list[dict]:
+    def generate(self, model, step: int, when: str, max_new_tokens: int | None = None,
+                 total_steps: int = 0) -> list[dict]:
         import torch
 
         if not self.prompts or step in self.done_steps:
@@ -207,26 +216,37 @@ class EvalChatCallback(TrainerCallback):
         if not (self.ctx.is_main or self.zero3):
             return []  # under ZeRO-3 every rank must take part in generate; otherwise rank 0 alone
         self.done_steps.add(step)
+        phase = "before" if when == "before" else "after" if total_steps and step >= total_steps else "samples"
         was_training = model.training
         model.eval()
         out = []
         stop_words = self._stop_words()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         try:
             # Sampling must not move the training RNG, or a resumed run would diverge from an uninterrupted one.
             devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=devices), torch.no_grad():
                 torch.manual_seed(self.seed)
-                for prompt in self.prompts:
-                    prompt_ids = torch.tensor([self._encode(prompt)], device=model.device)
-                    enc = {"input_ids": prompt_ids, "attention_mask": torch.ones_like(prompt_ids)}
-                    ids = model.generate(**enc, max_new_tokens=max_new_tokens or self.max_new_tokens,
+                # Prompts go in batches (left-padded): on a CPU one batched generate costs about what one
+                # prompt does, and these answers were most of a small demo run's time.
+                for first in range(0, len(self.prompts), EVAL_BATCH):
+                    self._phase(phase, len(out), step)
+                    chunk = self.prompts[first:first + EVAL_BATCH]
+                    encoded = [self._encode(p) for p in chunk]
+                    width = max(len(e) for e in encoded)
+                    prompt_ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=model.device)
+                    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=model.device)
+                    ids = model.generate(input_ids=prompt_ids, attention_mask=mask,
+                                         max_new_tokens=max_new_tokens or self.max_new_tokens,
                                          do_sample=True, temperature=0.1, top_p=0.75, top_k=40, use_cache=True,
                                          stop_strings=stop_words or None, tokenizer=self.tokenizer,
-                                         pad_token_id=self.tokenizer.pad_token_id, synced_gpus=self.zero3)
-                    answer = self.tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                    for word in stop_words:
-                        answer = answer.split(word)[0]
-                    out.append({"step": step, "when": when, "prompt": prompt, "answer": answer.strip()})
+                                         pad_token_id=pad, synced_gpus=self.zero3)
+                    for prompt, row in zip(chunk, ids):
+                        answer = self.tokenizer.decode(row[width:], skip_special_tokens=True)
+                        for word in stop_words:
+                            answer = answer.split(word)[0]
+                        out.append({"step": step, "when": when, "prompt": prompt, "answer": answer.strip()})
+                self._phase(phase, len(out), step)
         finally:
             if was_training:
                 model.train()
@@ -237,21 +257,34 @@ class EvalChatCallback(TrainerCallback):
                       flush=True)
         return out
 
+    def _phase(self, phase: str, done: int, step: int) -> None:
+        if self.ctx.is_main:
+            self.rd.write_status(**phase_fields(phase, done, len(self.prompts)), phase_step=step)
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None and state.global_step == 0:
             self.generate(model, 0, "before", max_new_tokens=min(50, self.max_new_tokens))
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if model is not None and self.every and state.global_step % self.every == 0 and not control.should_save:
-            self.generate(model, state.global_step, "step")
+            self.generate(model, state.global_step, "step", total_steps=state.max_steps)
 
     def on_save(self, args, state, control, model=None, **kwargs):
         if model is not None:
-            self.generate(model, state.global_step, "save")
+            self.generate(model, state.global_step, "save", total_steps=state.max_steps)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if model is not None:
-            self.generate(model, state.global_step, "end")
+            self.generate(model, state.global_step, "end", total_steps=state.max_steps)
+
+
+EVAL_BATCH = 4  # prompts per generate call
+
+
+def phase_fields(key: str, done: int | None = None, total: int | None = None) -> dict:
+    """status.json's phase fields: ``phase`` (loading_tokenizer, tokenizing, loading_model, before,
+    training, saving, samples, after, evaluating), ``phase_done`` / ``phase_total`` when counted."""
+    return {"phase": key or None, "phase_done": done, "phase_total": total, "phase_at": time.time()}
 
 
 def _round(value, digits: int = 6):

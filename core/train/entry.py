@@ -74,8 +74,9 @@ def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_
 
         cfg = RunConfig.load(rd.config_path)
         if ctx.is_main:
+            prior = earlier_elapsed(rd) if cfg.training.resume_from else 0.0
             rd.write_status(state="running", message="Starting.", trainer_pid=os.getpid(),
-                            world_size=ctx.world_size, error=None, advice=None)
+                            world_size=ctx.world_size, error=None, advice=None, elapsed_prior_s=prior)
         if node_leader:
             node_leader.write_status(state="running", message=f"Training; rank 0 reports progress in {rd.path}.",
                                      trainer_pid=os.getpid(), world_size=ctx.world_size, error=None, advice=None)
@@ -97,6 +98,8 @@ def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_
         return 1
     finally:
         _shutdown_distributed()
+        if ctx.is_main:
+            record_elapsed(rd)
     if ctx.is_main:
         rd.write_status(state=outcome.state, message=outcome.message, step=outcome.step,
                         total_steps=outcome.total_steps, latest_checkpoint=outcome.checkpoint, error=None, advice=None)
@@ -106,6 +109,33 @@ def run(run_dir: str, launcher: str = "", *, install_signals: bool = True, take_
                                  step=outcome.step, total_steps=outcome.total_steps,
                                  latest_checkpoint=outcome.checkpoint, error=None, advice=None)
     return 0
+
+
+ELAPSED_FILE = "elapsed.json"  # outlives the fresh status.json of a Resume
+
+
+def earlier_elapsed(rd: RunDir) -> float:
+    """Seconds this run folder's earlier attempts took (so elapsed time goes on after Resume)."""
+    try:
+        return float(json.loads((rd.path / ELAPSED_FILE).read_text(encoding="utf-8"))["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def record_elapsed(rd: RunDir) -> None:
+    """Every attempt's time from Start (the launcher's started_at) to now, in status.json and elapsed.json."""
+    import time
+
+    status = rd.read_status()
+    started = status.get("started_at")
+    if not isinstance(started, (int, float)):
+        return
+    total = round(float(status.get("elapsed_prior_s") or 0.0) + time.time() - started, 1)
+    try:
+        (rd.path / ELAPSED_FILE).write_text(json.dumps({"seconds": total}), encoding="utf-8")
+        rd.write_status(elapsed_total_s=total)
+    except OSError:  # a full disk must not turn a finished run into a failed one
+        pass
 
 
 def _report_failure(rd: RunDir, ctx, exc: BaseException, node: RunDir | None = None) -> None:

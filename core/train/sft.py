@@ -17,7 +17,7 @@ def run_sft(cfg: RunConfig, session: Session) -> Outcome:
     from core.train.models import load_model, load_tokenizer, model_path, resolve_attn, resolve_loss
     from core.train.trainer import with_run_mixin
 
-    session.phase("Loading the tokenizer.")
+    session.phase("Loading the tokenizer.", "loading_tokenizer")
     path = model_path(cfg)
     tokenizer = load_tokenizer(cfg, path)
     ds = deepspeed_dict(cfg, session, path)
@@ -25,10 +25,11 @@ def run_sft(cfg: RunConfig, session: Session) -> Outcome:
     # TrainingArguments first: under ZeRO-3 it must exist before the model is built (sharded init).
     args = TrainingArguments(**training_kwargs(cfg, session.rd, session.ctx, has_eval=has_eval, deepspeed=ds),
                              remove_unused_columns=False)
-    session.phase("Preparing the dataset.")
+    session.phase("Preparing the dataset.", "tokenizing")
     with args.main_process_first(desc="dataset"):
         data = build_sft_data(cfg.data, tokenizer, model_name_or_path=cfg.model.name_or_path,
-                              stage=cfg.method.stage, seed=cfg.training.seed)
+                              stage=cfg.method.stage, seed=cfg.training.seed,
+                              on_rows=lambda n: session.phase(f"Tokenising {n} rows.", "tokenizing", total=n))
     if len(data.train) == 0:
         raise DataError(f"no training samples are left in {cfg.data.path} after mapping and filtering.",
                         "Check data.map_fn / data.columns with `python -m core check-dataset`.")
@@ -36,7 +37,7 @@ def run_sft(cfg: RunConfig, session: Session) -> Outcome:
         session.rd.write_status(dataset=_stats(data))
     session.check_stop("preparing the dataset")
 
-    session.phase("Loading the model.")
+    session.phase("Loading the model.", "loading_model")
     seed_everything(cfg.training.seed)  # LoRA/new weights are drawn from the global RNG
     model = load_model(cfg, local_rank=session.ctx.local_rank, deepspeed=ds is not None, path=path)
     session.check_stop("loading the model")

@@ -121,6 +121,9 @@ class RunTrainerMixin:
         staged = self.run_dir.staging_dir / name
         final = self.run_dir.checkpoints_dir / name
         main = self.args.should_save
+        if main:  # a big model's save takes a while: say so instead of a frozen last step
+            self.run_dir.write_status(phase="saving", phase_done=None, phase_total=None, phase_at=time.time(),
+                                      phase_step=self.state.global_step)
         if main and staged.exists():
             shutil.rmtree(staged)
         barrier()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import RunConfig
-from core.train.callbacks import EvalChatCallback, RunMetricsCallback, StopCallback, StopFlag
+from core.train.callbacks import EvalChatCallback, RunMetricsCallback, StopCallback, StopFlag, phase_fields
 from core.train.dist import DistContext
 from core.train.reporting import metric_sinks, trainer_report_to
 from core.train.rundir import RunDir
@@ -30,9 +30,11 @@ class Session:
         if self.stop.is_set() or self.rd.stop_requested():
             raise StoppedEarly(f"Stopped while {phase}; training had not started, so nothing was saved.")
 
-    def phase(self, message: str) -> None:
+    def phase(self, message: str, key: str = "", done: int | None = None, total: int | None = None) -> None:
+        """Say what the run is doing before its first step (a key the GUI renders in its own language,
+        with its own progress), so a long start-up does not look like a frozen "step 0"."""
         if self.ctx.is_main:
-            self.rd.write_status(message=message)
+            self.rd.write_status(message=message, **phase_fields(key, done, total))
             print(f"[tunesmith] {message}", flush=True)
 
 
@@ -143,6 +145,7 @@ def run_trainer(trainer, cfg: RunConfig, session: Session, *, has_eval: bool) ->
     stop_cb = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, StopCallback))
     state = trainer.state
     if has_eval and stop_cb.stopped_at is None and not _evaluated_at(state, state.global_step):
+        session.phase("Evaluating on the held-out split.", "evaluating")
         trainer.evaluate()
     latest = session.rd.latest_checkpoint()
     if stop_cb.stopped_at is not None:

@@ -1,0 +1,56 @@
+"""The engine's own messages (status.json, errors, memory notes) in the GUI's language.
+
+``core/`` writes plain English (the CLI and the logs read it as is); the GUI shows those texts in
+the page's language. Each known message is a pattern whose groups become the parameters of a
+locale message (``MESSAGES[lang]["engine_<key>"]``); an unknown message stays as written, so
+nothing is ever hidden, only possibly left in English.
+
+>>> translate("Finished 12 steps; the trained model is checkpoint-12.", "zh")
+'已完成 12 步；训练好的模型是 checkpoint-12。'
+>>> translate("Finished 12 steps; the trained model is checkpoint-12.", "en")
+'Finished 12 steps; the trained model is checkpoint-12.'
+>>> translate("something new", "zh")
+'something new'
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.locales import MESSAGES, text
+
+# (key, pattern): the pattern must match the whole message; named groups are the parameters.
+PATTERNS: list[tuple[str, str]] = [
+    ("finished", r"Finished (?P<n>\d+) steps; the trained model is (?P<ckpt>\S+?)\."),
+    ("stopped_at", r"Stopped at step (?P<n>\d+); resume from (?P<ckpt>.+?)\."),
+    ("stop_requested", r"Stop requested: saving a checkpoint at the next step\."),
+    ("stopping_saving", r"Stopping: saving (?P<ckpt>\S+?)\."),
+    ("stopped_early", r"Stopped while (?P<phase>.+?); training had not started, so nothing was saved\."),
+    ("killed", r"Killed on request\.(?P<note>.*)"),
+    ("killed_second", r"Killed on a second stop request\.(?P<note>.*)"),
+    ("starting_trainer", r"Starting the trainer\."),
+    ("starting", r"Starting\."),
+    ("training", r"Training\."),
+    ("loading_tokenizer", r"Loading the tokenizer\."),
+    ("preparing", r"Preparing the (?:dataset|preference pairs)\."),
+    ("tokenizing", r"Tokenising (?P<n>\d+) rows\."),
+    ("loading_model", r"Loading the model\."),
+    ("resuming", r"Resuming from (?P<ckpt>\S+?)\."),
+    ("evaluating", r"Evaluating on the held-out split\."),
+    ("gone", r"The training process is gone but never reported a result \(it was killed or the machine "
+             r"restarted\)\. (?P<rest>.*)"),
+]
+_COMPILED = [(key, re.compile(pattern + r"\Z", re.S)) for key, pattern in PATTERNS]
+
+
+def translate(message: str, lang: str) -> str:
+    """``message`` in ``lang`` when it is a known engine message, else unchanged."""
+    if not message or lang == "en" or lang not in MESSAGES:
+        return message
+    message = str(message).strip()
+    for key, pattern in _COMPILED:
+        found = pattern.match(message)
+        if found and f"engine_{key}" in MESSAGES[lang]:
+            params = {k: translate(v, lang) if k in ("rest",) else v for k, v in found.groupdict().items()}
+            return text(f"engine_{key}", lang, **params)
+    return message
