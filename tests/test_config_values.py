@@ -200,7 +200,8 @@ def test_the_gui_shows_the_warnings_when_it_checks_the_form(user, monkeypatch):
     values = {**values_from_config(gui_default_config()), "top/lang": "en", "model.name_or_path": str(user / "model"),
               "data.path": str(user / "four.jsonl"), "data.map_fn": "default", "method.finetuning": "lora",
               "training.max_steps": 2, "data.eval_size": 2, "distributed.nproc_per_node": 4}
-    for html in (train_cb.preview_command(values, settings)[train_cb.STATUS], config_cb.validation_html(values, settings)):
+    shown = (train_cb.preview_command(values, settings)[train_cb.STATUS], config_cb.validation_html(values, settings))
+    for html in shown:
         assert "ts-error" not in html, html
         assert "data.eval_size: the evaluation split holds 2 row(s)" in html, html
         assert "distributed.nproc_per_node: 4 processes on a machine with 2 CPU core(s)" in html
