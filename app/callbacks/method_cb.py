@@ -51,9 +51,49 @@ def visibility(values: dict) -> dict:
             "method/pref": Update(visible=stage in ("dpo", "orpo"))}
 
 
+TAB_OF = {"model": "tab/model", "data": "tab/data"}  # a field's section -> its tab, when not this one
+WHY = {("qlora", "training.learning_rate"): "why_lr_xtuner", ("lora", "training.learning_rate"): "why_lr_xtuner",
+       ("qlora", "model.gradient_checkpointing"): "why_ckpt_qlora"}
+
+
+def _shown(value, lang: str) -> str:
+    if isinstance(value, bool):
+        return text("on" if value else "off", lang)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value not in (None, "") else "-"
+
+
+def changes_html(changes: list[tuple[str, object, object]], choice: str, lang: str) -> str:
+    """What the app changed for the user, said next to the choice that changed it (never silently).
+
+    >>> changes_html([("training.learning_rate", 0.001, 0.0002)], "qlora", "en")
+    '<div class="ts-change" data-changes="1"><b>qlora</b> changed: Learning rate 0.001 → 0.0002 (XTuner\'s default)</div>'
+    """
+    from app.locales import label
+
+    if not changes:
+        return ""
+    items = []
+    for elem_id, old, new in changes:
+        item = text("change_item", lang, label=label(elem_id, lang), old=_shown(old, lang), new=_shown(new, lang))
+        tab = TAB_OF.get(elem_id.split(".")[0])
+        why = WHY.get((choice, elem_id))
+        notes = [text(why, lang)] if why else []
+        notes += [text("on_tab", lang, tab=label(tab, lang))] if tab else []
+        items.append(item + (f" ({'; '.join(notes)})" if notes else ""))
+    head = text("changed_by", lang, choice=choice)
+    return (f'<div class="ts-change" data-changes="{len(changes)}"><b>{escape(choice)}</b> {escape(head)}: '
+            f'{escape("; ".join(items))}</div>')
+
+
 def on_method_change(values: dict, changed: str) -> dict:
-    """The user picked a method or objective: apply its defaults, then update visibility."""
-    return {**method_defaults(values.get(changed) or ""), **visibility(values)}
+    """The user picked a method or objective: apply its defaults, say which values that changed (where the
+    choice was made), then update visibility."""
+    choice = values.get(changed) or ""
+    defaults = method_defaults(choice)
+    changes = [(k, values.get(k), v) for k, v in defaults.items() if k in values and values.get(k) != v]
+    return {**defaults, **visibility(values), "method/changes": changes_html(changes, choice, lang_of(values))}
 
 
 def _gb(n: float) -> str:
@@ -109,21 +149,77 @@ def estimate(values: dict) -> dict:
             "method/cmd": commands.estimate_command(cfg, gpu_gb)}
 
 
+@functools.lru_cache(maxsize=1)
+def detected_gpu_count() -> int:
+    """CUDA GPUs this app sees (0 without any)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # no usable torch/CUDA
+        return 0
+
+
+def plan_for_gpus(cfg, gpus: int, lang: str) -> list[str]:
+    """"My GPU" means the GPUs here (or one): a preset's 8 GPUs and ZeRO-3 are not kept for a plan of
+    one GPU, whose estimate would otherwise say "fits" for memory spread over GPUs that are not there.
+    Changes ``cfg`` in place and says what it changed, in ``lang``."""
+    from core.memory_fit import ZERO_ORDER
+
+    dist, changes = cfg.distributed, []
+    gpus = max(1, int(gpus))
+    if dist.nproc_per_node * dist.nnodes != gpus:
+        changes.append(text("fit_gpus", lang, old=dist.nproc_per_node * dist.nnodes, new=gpus))
+        dist.nproc_per_node, dist.nnodes = gpus, 1
+    stage = dist.deepspeed.replace("_offload", "")
+    if gpus == 1 and stage in ZERO_ORDER and stage:  # ZeRO shards over GPUs: on one, it only costs time
+        changes.append(text("fit_no_zero", lang, old=zero_name(dist.deepspeed, lang)))
+        dist.deepspeed = ""
+    return changes
+
+
+def zero_name(deepspeed: str, lang: str) -> str:
+    """``zero3_offload`` -> "ZeRO-3 + CPU offload"; "" -> "no DeepSpeed"; a JSON path stays a path.
+
+    >>> zero_name("zero3_offload", "en"), zero_name("", "en")
+    ('ZeRO-3 + CPU offload', 'no DeepSpeed')
+    """
+    if not deepspeed:
+        return text("zero_none", lang)
+    stage = deepspeed.replace("_offload", "")
+    if stage.startswith("zero") and stage[4:].isdigit():
+        return f"ZeRO-{stage[4:]}" + (text("zero_offload", lang) if deepspeed.endswith("_offload") else "")
+    return deepspeed
+
+
 def fit(values: dict) -> dict:
-    """Pick QLoRA / batch size / gradient checkpointing / max length so the estimate fits the GPU."""
+    """Plan for the GPUs detected (or one), then pick LoRA/QLoRA, batch size, checkpointing, max length so
+    the estimate fits; the headline names the GPU count and ZeRO stage the plan is for."""
     import_transformers_once()
-    from core.memory import fit_to_gpu
+    from core.memory import estimate_memory, fit_to_gpu
 
     cfg = config_from_values(values)
     gpu_gb, _ = gpu_gb_of(values)
-    new_cfg, changes = fit_to_gpu(cfg, gpu_gb)
     lang = lang_of(values)
+    planned = config_from_values(values)
+    gpus = detected_gpu_count() or 1
+    changes = plan_for_gpus(planned, gpus, lang)
+    new_cfg, more = fit_to_gpu(planned, gpu_gb)
+    changes += [engine_message(str(c), lang) for c in more]
     old, new = values_from_config(cfg), values_from_config(new_cfg)
     updates = {k: v for k, v in new.items() if old.get(k) != v}
-    if changes:
-        items = "".join(f"<li>{escape(str(c))}</li>" for c in changes)
-        notes = f'<div class="ts-ok"><b>{escape(text("fit_changes", lang, gb=f"{gpu_gb:g}"))}</b><ul>{items}</ul></div>'
-    else:
-        notes = f'<div class="ts-ok">{escape(text("fit_nothing", lang, gb=f"{gpu_gb:g}"))}</div>'
+    total = _estimate_dict(estimate_memory(new_cfg, gpu_gb=gpu_gb)).get("total") or 0
+    plan = text("fit_plan", lang, gpus=new_cfg.world_size, gb=f"{gpu_gb:g}",
+                zero=zero_name(new_cfg.distributed.deepspeed, lang), total=_gb(total))
+    head = text("fit_changes_on" if changes else "fit_nothing_on", lang, plan=plan)
+    items = "".join(f"<li>{escape(str(c))}</li>" for c in changes)
+    notes = (f'<div class="ts-ok" data-gpus="{new_cfg.world_size}" data-zero="{escape(new_cfg.distributed.deepspeed)}">'
+             f'<b>{escape(head)}</b>{f"<ul>{items}</ul>" if items else ""}</div>')
     merged = {**values, **updates}
     return {**updates, **visibility(merged), **estimate(merged), "method/status": notes}
+
+
+def engine_message(message: str, lang: str) -> str:
+    from app.engine_text import translate
+
+    return translate(message, lang)

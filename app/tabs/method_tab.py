@@ -17,6 +17,7 @@ def build(ctx: BuildContext) -> None:
             with gr.Row():
                 field(ctx, "method.stage", gr.Radio, scale=1)
                 field(ctx, "method.finetuning", gr.Radio, scale=1)
+            widget(ctx, "method/changes", gr.HTML, is_input=False, value="")
             widget(ctx, "method/basics", gr.Markdown, is_input=False)
             with gr.Row():
                 field(ctx, "training.learning_rate")
@@ -96,7 +97,7 @@ def wire(ctx: BuildContext, tab) -> None:
     for choice in ("method.finetuning", "method.stage"):
         reg.wire(reg[choice].input, lambda v, c=choice: method_cb.on_method_change(v, c),
                  ["training.learning_rate", "model.gradient_checkpointing", "data.pack", "data.template",
-                  "method.pref_beta", *shown], status="method/status")
+                  "method.pref_beta", "method/changes", *shown], status="method/status")
     form = [i for i in form_ids() if i in reg]
     estimate_out = ["method/memory", "method/cmd"]
     # Live estimate: any field that changes memory use (and the GPU size) re-estimates.

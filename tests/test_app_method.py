@@ -1,0 +1,63 @@
+"""Issue 12 items 3 and 4: "Fit to my GPU" plans for the GPUs that are here, and every value the app
+changes for the user is said where the choice was made."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.callbacks import method_cb
+from app.form import gui_default_config, values_from_config
+
+
+def _values(cfg=None, **changes):
+    v = {**values_from_config(cfg or gui_default_config()), "top/lang": "en", "method/gpu_gb": "8"}
+    v.update(changes)
+    return v
+
+
+def test_choosing_qlora_lists_what_it_changed_there():
+    values = _values(**{"method.finetuning": "qlora", "training.learning_rate": 0.001,
+                        "model.gradient_checkpointing": False})
+    out = method_cb.on_method_change(values, "method.finetuning")
+    assert out["training.learning_rate"] == 2e-4 and out["model.gradient_checkpointing"] is True
+    html = out["method/changes"]
+    assert 'data-changes="2"' in html
+    assert "Learning rate 0.001 → 0.0002 (XTuner&#x27;s default)" in html
+    assert "Gradient checkpointing off → on" in html and "on the 2 · Model tab" in html
+    zh = method_cb.on_method_change({**values, "top/lang": "zh"}, "method.finetuning")["method/changes"]
+    assert "学习率 0.001 → 0.0002" in zh and "关 → 开" in zh
+
+
+def test_a_choice_that_changes_nothing_says_nothing():
+    values = _values(**{"method.finetuning": "lora", "training.learning_rate": 2e-4})
+    assert method_cb.on_method_change(values, "method.finetuning")["method/changes"] == ""
+
+
+def test_fit_plans_for_one_gpu_and_drops_zero3(monkeypatch):
+    from core.presets import load_config
+
+    monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 0)  # a CPU machine: plan for one GPU
+    cfg = load_config("llama2_7b_full_alpaca_e3")
+    assert cfg.world_size == 8 and cfg.distributed.deepspeed.startswith("zero3")
+    out = method_cb.fit(_values(cfg))
+    status = out["method/status"]
+    assert 'data-gpus="1"' in status and 'data-zero=""' in status
+    assert out["distributed.nproc_per_node"] == 1
+    head = status.split("<b>")[1].split("</b>")[0]
+    assert head.startswith("Changed to fit 1 GPU × 8 GB, no DeepSpeed: ") and "per GPU" in head
+    assert "GPUs 8 → 1" in status and "DeepSpeed ZeRO-3" in status
+
+
+def test_fit_keeps_zero_on_several_detected_gpus(monkeypatch):
+    from core.presets import load_config
+
+    monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 8)
+    out = method_cb.fit(_values(load_config("llama2_7b_full_alpaca_e3"), **{"method/gpu_gb": "80"}))
+    assert 'data-gpus="8"' in out["method/status"] and "8 GPU × 80 GB, ZeRO-3" in out["method/status"]
+
+
+@pytest.mark.parametrize("lang,word", [("en", "1 GPU × 8 GB"), ("zh", "1 块 GPU × 8 GB")])
+def test_fit_headline_in_the_page_language(monkeypatch, lang, word):
+    monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 1)
+    out = method_cb.fit(_values(**{"top/lang": lang}))
+    assert word in out["method/status"]
