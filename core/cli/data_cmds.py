@@ -172,8 +172,13 @@ def _check_preference(args, data, tokenizer, model) -> int:
 
     built = build_preference_data(data, tokenizer, model_name_or_path=model)
     rows = built.train.select(range(min(args.show, built.train.num_rows)))
-    for reason, count in built.stats.dropped.items():
-        print(f"warning: {count} row(s) dropped: {reason}", file=sys.stderr)
+    stats = built.stats
+    for reason, count in stats.dropped.items():
+        print(f"warning: {count} row(s) dropped: {reason} (first: row {stats.drop_examples.get(reason, '?')})",
+              file=sys.stderr)
+    if stats.truncated:
+        print(f"warning: {stats.truncated} pair(s) have an answer cut to fit max_length {stats.max_length}",
+              file=sys.stderr)
     for i, row in enumerate(rows):
         if args.json:
             print(json.dumps({"index": i, **row}, ensure_ascii=False))
@@ -183,8 +188,8 @@ def _check_preference(args, data, tokenizer, model) -> int:
                 value = row[key] if isinstance(row[key], str) else json.dumps(row[key], ensure_ascii=False)
                 print(f"{key}: {_short(value)}")
     if not args.json:
-        print(f"\nrows: {built.stats.rows}   pairs kept: {built.stats.kept}   dropped: {built.stats.dropped_total}"
-              f"   template: {built.template}")
+        print(f"\nrows: {stats.rows}   pairs kept: {stats.kept}   dropped: {stats.dropped_total}   "
+              f"answers cut to max_length: {stats.truncated}   template: {built.template}")
     return 0
 
 

@@ -14,11 +14,19 @@ With an XTuner template the prompt is rendered as text exactly as in SFT (see
 tokenizer's EOS when the text does not already end with it, as XTuner's encoding does for templates
 without SUFFIX_AS_EOS). In ``chat_template`` mode the rows are TRL's conversational format (message
 lists) and TRL applies the chat template itself.
+
+Lengths are checked here, as TRL will cut them: the prompt is kept whole and the answers are cut to
+what is left of ``max_length``. A pair whose prompt alone fills ``max_length`` has no answer token to
+learn from (ORPO then trains on NaN and logs a loss of 0.0; DPO drops it silently), so it is dropped
+with that reason and counted. Only the head of a very long text is tokenised (as in SFT, see
+``encode.char_budget``), and an answer far longer than max_length is cut before TRL sees it.
 """
 
 from __future__ import annotations
 
+from core.data.encode import CUT_MARGIN, char_budget, cut_text
 from core.data.map_fns_base import RowSkipped, as_list, text
+from core.data.segments import batch_token_ids
 from core.data.pipeline import BuiltData, _split_eval
 from core.data.stats import DatasetStats
 from core.data.templates import (CHAT_TEMPLATE, bos_eos_ids, build_chat_prompt, get_template, resolve_template)
@@ -109,7 +117,68 @@ def _bos_text_needed(tokenizer) -> bool:
     return list(auto[:len(bos)]) != list(bos)
 
 
-def pairs_batch(batch: dict, *, template: str, tokenizer, system: str, bos_text: bool) -> dict:
+def prompt_fills_reason(max_length: int) -> str:
+    return f"the prompt fills max_length ({max_length} tokens): no answer token is left to learn from"
+
+
+def _fit(tokenizer, texts: list[str], room: list[int]) -> list[tuple[str, int]]:
+    """Each text, cut when it is far longer than ``room`` tokens, with its token count (of the cut text,
+    which is then at least room + CUT_MARGIN): bounded work whatever a row holds."""
+    budgets = [char_budget(max(r, 1)) for r in room]
+    out: list[tuple[str, int] | None] = [None] * len(texts)
+    todo = list(range(len(texts)))
+    while todo:
+        heads = {i: cut_text(texts[i], budgets[i]) for i in todo}
+        counts = batch_token_ids(tokenizer, list(heads.values())) if heads else []
+        retry = []
+        for (i, head), ids in zip(heads.items(), counts):
+            if len(head) < len(texts[i]) and len(ids) < room[i] + CUT_MARGIN:
+                budgets[i] *= 4  # the text packs tighter than char_budget assumes
+                retry.append(i)
+            else:
+                out[i] = (head, len(ids))
+        todo = retry
+    return out
+
+
+def _prompt_text(prompt, template: str, tokenizer) -> str:
+    if template == CHAT_TEMPLATE:
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return prompt
+
+
+def _check_lengths(out: dict, template: str, tokenizer, max_length: int) -> None:
+    """Drop pairs whose prompt fills max_length, cut answers far past it, mark the truncated ones."""
+    live = [j for j, reason in enumerate(out["drop_reason"]) if not reason]
+    out["truncated"] = [False] * len(out["drop_reason"])
+    if not live or not max_length:
+        return
+    bos = tokenizer.bos_token if tokenizer.bos_token_id is not None else None
+    prompts = [_prompt_text(out["prompt"][j], template, tokenizer) for j in live]
+    fitted = _fit(tokenizer, prompts, [max_length] * len(live))
+    answers, owners = [], []
+    for j, prompt, (_, n_prompt) in zip(live, prompts, fitted):
+        if bos and not prompt.startswith(bos):
+            n_prompt += 1  # TRL puts BOS in front of a prompt that lacks it
+        if n_prompt >= max_length:
+            out["drop_reason"][j] = prompt_fills_reason(max_length)
+            continue
+        for key in ("chosen", "rejected"):
+            value = out[key][j]
+            answers.append(value[0]["content"] if isinstance(value, list) else value)
+            owners.append((j, key, max_length - n_prompt))
+    if not answers:
+        return
+    for (j, key, room), text_in, (head, n) in zip(owners, answers,
+                                                  _fit(tokenizer, answers, [r for _, _, r in owners])):
+        if n + 1 > room:  # + the EOS TRL appends
+            out["truncated"][j] = True
+        if head is not text_in and len(head) < len(text_in):
+            value = out[key][j]
+            out[key][j] = [{**value[0], "content": head}] if isinstance(value, list) else head
+
+
+def pairs_batch(batch: dict, *, template: str, tokenizer, system: str, bos_text: bool, max_length: int = 0) -> dict:
     keys = list(batch)
     n = len(batch[keys[0]]) if keys else 0
     out = {"prompt": [], "chosen": [], "rejected": [], "drop_reason": []}
@@ -138,28 +207,35 @@ def pairs_batch(batch: dict, *, template: str, tokenizer, system: str, bos_text:
             out["chosen"].append(chosen + suffix if chosen else "")
             out["rejected"].append(rejected + suffix if rejected else "")
         out["drop_reason"].append(reason)
+    _check_lengths(out, template, tokenizer, max_length)
     return out
 
 
-def _encode_pairs(ds, template, tokenizer, system, path, num_proc):
+def _encode_pairs(ds, template, tokenizer, system, path, num_proc, max_length: int = 0):
     bos_text = template != CHAT_TEMPLATE and _bos_text_needed(tokenizer)
     pairs = ds.map(pairs_batch, batched=True, remove_columns=ds.column_names,
-                   fn_kwargs={"template": template, "tokenizer": tokenizer, "system": system, "bos_text": bos_text},
+                   fn_kwargs={"template": template, "tokenizer": tokenizer, "system": system, "bos_text": bos_text,
+                              "max_length": max_length},
                    num_proc=num_proc if num_proc > 1 and ds.num_rows >= 2000 else None, desc="Preference pairs")
-    stats = DatasetStats(rows=ds.num_rows, template=template, map_fn="preference")
-    reasons = pairs.with_format("arrow", columns=["drop_reason"])[:].column("drop_reason").to_pylist()
-    for i, reason in enumerate(reasons):
+    stats = DatasetStats(rows=ds.num_rows, template=template, map_fn="preference", max_length=max_length)
+    table = pairs.with_format("arrow", columns=["drop_reason", "truncated"])[:]
+    reasons, truncated = table.column("drop_reason").to_pylist(), table.column("truncated").to_pylist()
+    for i, (reason, cut) in enumerate(zip(reasons, truncated)):
         if reason:
             stats.add_drop(reason, i)
         else:
             stats.kept += 1
+            stats.truncated += bool(cut)
     if stats.kept == 0:
+        fix = "Preference data needs prompt, chosen and rejected (see docs/data.md)."
+        if prompt_fills_reason(max_length) in stats.dropped:
+            fix = (f"Raise data.max_length (now {max_length}; --max-length in check-dataset) above the prompts' "
+                   "length plus room for the answers, or shorten the prompts.")
         raise DataError(f"{path}: no usable preference pair: all {stats.rows} row(s) were dropped: "
-                        f"{stats.drop_summary()}.",
-                        "Preference data needs prompt, chosen and rejected (see docs/data.md).")
+                        f"{stats.drop_summary()}.", fix)
     if stats.dropped:
         pairs = pairs.filter(lambda r: [not x for x in r], input_columns=["drop_reason"], batched=True)
-    pairs = pairs.remove_columns(["drop_reason"])
+    pairs = pairs.remove_columns(["drop_reason", "truncated"])
     stats.sequences = pairs.num_rows
     return pairs, stats
 
@@ -180,10 +256,12 @@ def build_preference_data(data, tokenizer, *, model_name_or_path: str = "", seed
     if data.max_samples and data.max_samples < ds.num_rows:
         ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
     train_rows, eval_rows = _split_eval(ds, data.eval_size, seed)
-    train, stats = _encode_pairs(train_rows, template, tokenizer, data.system, data.path, data.num_proc)
+    train, stats = _encode_pairs(train_rows, template, tokenizer, data.system, data.path, data.num_proc,
+                                 data.max_length)
     eval_ds = eval_stats = None
     if eval_rows is not None:
-        eval_ds, eval_stats = _encode_pairs(eval_rows, template, tokenizer, data.system, data.path, data.num_proc)
+        eval_ds, eval_stats = _encode_pairs(eval_rows, template, tokenizer, data.system, data.path, data.num_proc,
+                                            data.max_length)
     return BuiltData(train=train, eval=eval_ds, stats=stats, template=template, eval_stats=eval_stats)
 
 

@@ -46,6 +46,10 @@ def run_preference(cfg: RunConfig, session: Session) -> Outcome:
     if len(data.train) == 0:
         raise DataError(f"no preference pairs are left in {cfg.data.path}.",
                         "Each row needs a prompt and a chosen and a rejected answer (see docs/training.md).")
+    if session.ctx.is_main:
+        from core.train.sft import _stats
+
+        session.rd.write_status(dataset=_stats(data))  # kept / dropped pairs, as for SFT
     session.check_stop("preparing the dataset")
 
     session.phase("Loading the model.")
@@ -59,4 +63,36 @@ def run_preference(cfg: RunConfig, session: Session) -> Outcome:
                           processing_class=tokenizer, peft_config=lora_config(cfg) if cfg.uses_lora else None,
                           callbacks=standard_callbacks(cfg, session, tokenizer, template=data.template,
                                                        zero3=bool(ds) and zero_stage(ds) == 3))
+    _keep_pairs_with_answers(trainer, cfg)
     return run_trainer(trainer, cfg, session, has_eval=eval_ds is not None)
+
+
+def _answer_left(stage: str, max_length: int):
+    """Whether a pair as TRL tokenised it keeps an answer token within max_length."""
+    if stage == "orpo":  # the prompt is kept whole, the answers get what is left
+        return lambda r: any(t != -100 for t in r["chosen_labels"]) and any(t != -100 for t in r["rejected_labels"])
+    return lambda r: len(r["prompt_ids"]) < max_length and bool(r["chosen_ids"]) and bool(r["rejected_ids"])
+
+
+def _keep_pairs_with_answers(trainer, cfg: RunConfig) -> None:
+    """Train only on pairs TRL left an answer in, and refuse a run with none.
+
+    build_preference_data already drops pairs whose prompt fills max_length; this catches any the
+    estimate missed (TRL's own tokenising decides). A pair without answer tokens makes ORPO's loss NaN
+    (logged as 0.0, grad_norm null, weights ruined) and DPO learns nothing from it.
+    """
+    train = trainer.train_dataset
+    cols = set(getattr(train, "column_names", None) or [])
+    needed = {"chosen_labels", "rejected_labels"} if cfg.method.stage == "orpo" else {"prompt_ids", "chosen_ids",
+                                                                                    "rejected_ids"}
+    if train is None or not needed <= cols:
+        return
+    keep = train.filter(_answer_left(cfg.method.stage, cfg.data.max_length), desc="Pairs with answers")
+    if keep.num_rows == 0:
+        raise DataError(f"no preference pair in {cfg.data.path} keeps an answer token within data.max_length "
+                        f"{cfg.data.max_length}: the prompts fill it, so there is nothing to learn from.",
+                        "Raise data.max_length above the prompts' length plus room for the answers, or shorten the "
+                        "prompts (`python -m core check-dataset --stage "
+                        f"{cfg.method.stage} --max-length N` counts them).")
+    if keep.num_rows < train.num_rows:
+        trainer.train_dataset = keep
