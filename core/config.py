@@ -331,13 +331,6 @@ def help_for(section: str, name: str) -> str:
     raise KeyError(f"{section}.{name}")
 
 
-def choices_for(section: str, name: str) -> tuple | None:
-    for f in dataclasses.fields(SECTIONS[section]):
-        if f.name == name:
-            return f.metadata.get("choices")
-    raise KeyError(f"{section}.{name}")
-
-
 # ---- helpers ------------------------------------------------------------------------------
 
 def _type_of(cls, name: str):

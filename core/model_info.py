@@ -258,11 +258,9 @@ def family_of(name_or_path: str, model_type: str) -> str:
 
 
 def default_template(name_or_path: str) -> str:
-    """The data pipeline's default template for this model ('' when the data module is unavailable)."""
-    try:
-        from core.data.templates import template_for_model
-    except ImportError:
-        return ""
+    """The data pipeline's default template for this model ('' when it cannot guess)."""
+    from core.data.templates import template_for_model
+
     try:
         return template_for_model(name_or_path)
     except Exception:  # a template guess must never break the facts

@@ -55,12 +55,8 @@ def register(sub) -> None:
 
 def config_from_args(args):
     """RunConfig from CONFIG + env vars + flags (flags win over env, env over the file)."""
-    from core.config import RunConfig
+    from core.presets import load_config
 
-    try:
-        from core.presets import load_config
-    except ImportError:
-        load_config = RunConfig.load
     cfg = load_config(args.config)
     sets = list(args.overrides)
     for env, name, kind in DIST_ENV:

@@ -111,6 +111,3 @@ def _fsync_tree(folder: Path) -> None:
             finally:
                 os.close(fd)
 
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

@@ -192,20 +192,14 @@ class EvalChatCallback(TrainerCallback):
         """Prompt ids laid out exactly as in training (core.data.templates), special tokens included."""
         messages = ([{"role": "system", "content": self.system}] if self.system else [])
         messages.append({"role": "user", "content": prompt})
-        try:
-            from core.data.templates import encode_chat_prompt
-        except ImportError:  # the data package is missing: fall back to the tokenizer's own template
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        from core.data.templates import encode_chat_prompt
+
         return encode_chat_prompt(self.template or "chat_template", self.tokenizer, messages)
 
     def _stop_words(self) -> list[str]:
-        try:
-            from core.data.templates import stop_words_for
+        from core.data.templates import stop_words_for
 
-            return [w for w in stop_words_for(self.template or "chat_template", self.tokenizer) if w]
-        except ImportError:
-            return []
+        return [w for w in stop_words_for(self.template or "chat_template", self.tokenizer) if w]
 
     def generate(self, model, step: int, when: str, max_new_tokens: int | None = None,
                  total_steps: int = 0) -> list[dict]:

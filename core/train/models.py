@@ -235,19 +235,6 @@ def add_lora(model, cfg: RunConfig):
         raise
 
 
-def trainable_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts; 4-bit weights count as their real number of values."""
-    trainable = total = 0
-    for param in model.parameters():
-        n = param.numel()
-        if hasattr(param, "quant_state") or param.__class__.__name__ == "Params4bit":
-            n *= 2  # two 4-bit values per stored byte
-        total += n
-        if param.requires_grad:
-            trainable += n
-    return trainable, total
-
-
 def _check_bnb() -> None:
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("QLoRA needs the bitsandbytes package.", "pip install bitsandbytes, or choose LoRA.",
