@@ -63,3 +63,35 @@ def missing_model_error(name: str, what: str = "model folder", *, field: str | N
                    "first: python -m core import-gguf FILE OUT_DIR).", field=field)
     return cls(f"{what} {name} does not exist.", "Give an existing folder with config.json, a hub id like "
                "HuggingFaceTB/SmolLM2-135M-Instruct, or embedded:SmolLM2-135M-Instruct.", field=field)
+
+
+REMOTE_CODE_FIX = ("Only if you trust the model's authors: tick 'Trust remote code' in the Model tab, or set "
+                   "model.trust_remote_code: true in the config (train: --set model.trust_remote_code=true; "
+                   "chat: --trust-remote-code).")
+
+
+def needs_remote_code(exc: BaseException) -> bool:
+    """Whether transformers refused to load a model because it ships its own code and trust_remote_code is off.
+
+    >>> needs_remote_code(ValueError("The repository x contains custom code which must be executed to correctly "
+    ...                              "load the model."))
+    True
+    """
+    text = str(exc)
+    return "contains custom code which must be executed" in text or "trust_remote_code=True" in text
+
+
+def remote_code_error(name: str = "", cls: type[UserError] = UserError, exc: BaseException | None = None) -> UserError:
+    """The error for a model that needs trust_remote_code, naming where to turn it on (the model's name
+    from ``exc``'s text when not given).
+
+    >>> remote_code_error(exc=ValueError("The repository /m/x contains custom code which ...")).message[:20]
+    'the model /m/x needs'
+    """
+    if not name and exc is not None:
+        import re
+
+        found = re.search(r"repository (\S+) contains custom code", str(exc))
+        name = found.group(1) if found else ""
+    return cls(f"the model{' ' + name if name else ''} needs its own Python code to load (it ships modeling files and "
+               "model.trust_remote_code is off).", REMOTE_CODE_FIX, field="model.trust_remote_code")

@@ -86,6 +86,17 @@ def world(tmp_path_factory, tokenizer_dir):
     for name, content in files.items():
         (user / name).write_text(content)
     (user / "latin1.jsonl").write_bytes('{"input": "caf\xe9", "output": "x"}\n'.encode("latin-1"))
+    # issue 9 part B: data files that crashed or misled
+    (user / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (user / "strings.json").write_text('["a", "b"]')
+    (user / "ragged.csv").write_text("input,output\nq,a\nq2,a2\nq3,a3,x,y,z\n")
+    (user / "surrogate.jsonl").write_text('{"input": "q", "output": "a"}\n{"input": "\\ud800x", "output": "b"}\n')
+    (user / "nan.jsonl").write_text('{"input": "q", "output": "a"}\n{"input": "q", "output": NaN}\n')
+    (user / "list_content.jsonl").write_text(_jsonl([{"messages": [{"role": "user", "content": "q"},
+                                                                  {"role": "assistant", "content": ["x", "y"]}]}] * 2))
+    (user / "long_prompts.jsonl").write_text(_jsonl([{"prompt": "Please read this long story. " * 40 + f"Q{i}?",
+                                                      "chosen": "Yes.", "rejected": "No."} for i in range(3)]))
+    remote = _needs_remote_code(tiny, user / "remote")
     (user / "no_config").mkdir()
     (user / "no_config" / "notes.txt").write_text("weights went elsewhere")
     (user / "export").mkdir()
@@ -110,8 +121,25 @@ def world(tmp_path_factory, tokenizer_dir):
     settings.ensure_dirs()
     # The GUI's Run folder takes only runs of its runs list (issue 9), so its copy of the run lives there.
     gui_run = Path(shutil.copytree(run, settings.runs_root / "old-run"))
-    return {"root": root, "user": user, "tiny": tiny, "narrow": narrow, "run": run, "tok": tokenizer_dir,
+    return {"root": root, "user": user, "tiny": tiny, "remote": remote, "narrow": narrow, "run": run, "tok": tokenizer_dir,
             "settings": settings, "variant": variant, "gui_run": gui_run}
+
+
+def _needs_remote_code(tiny: Path, folder: Path) -> Path:
+    """A copy of the tiny model whose architecture only its own (shipped) code defines."""
+    import shutil
+
+    shutil.copytree(tiny, folder)
+    (folder / "modeling_custom.py").write_text(
+        "from transformers import LlamaConfig, LlamaForCausalLM\n\n\nclass CustomConfig(LlamaConfig):\n"
+        "    model_type = 'tunesmith_custom'\n\n\nclass CustomForCausalLM(LlamaForCausalLM):\n"
+        "    config_class = CustomConfig\n")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="tunesmith_custom", architectures=["CustomForCausalLM"],
+                  auto_map={"AutoConfig": "modeling_custom.CustomConfig",
+                            "AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"})
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
 
 
 def form(w, **changes) -> dict:
@@ -181,6 +209,39 @@ def rows(w) -> list[Row]:
         Row("every row dropped, found by the trainer", ["train", v("c_eo.yaml", data__path=str(u / "empty_out.jsonl")),
                                                        "--work-dir", str(w["root"] / BACKGROUND / "dropped")],
             ("all 2 row(s) were dropped",), sub=True, fix_on_advice=True),
+        # ---- issue 9 part B: data that crashed (RecursionError) or misled
+        Row("100,000-deep nested JSON", check("deep.json"), ("deep.json nests lists or objects more than about",
+                                                            "Fix: Rows are objects of text fields"), sub=True,
+            gui=preview, gui_values=form(w, data__path=str(u / "deep.json")), gui_status="data/status",
+            gui_needles=("nests lists or objects",)),
+        Row("a JSON list of strings", check("strings.json"), ("strings.json is a list of strings, not of rows",
+                                                             "Fix: Write each row as an object"),
+            gui=preview, gui_values=form(w, data__path=str(u / "strings.json")), gui_status="data/status",
+            gui_needles=("list of strings",)),
+        Row("a ragged CSV", check("ragged.csv"), ("could not be read as CSV", "Expected 2 fields in line 4, saw 5",
+                                                 "Fix: Every line needs as many fields as the header"),
+            gui=preview, gui_values=form(w, data__path=str(u / "ragged.csv")), gui_status="data/status",
+            gui_needles=("line 4, saw 5",)),
+        Row("a lone surrogate escape", check("surrogate.jsonl"), ("row 1, line 2: 'input' holds invalid text", "Fix:"),
+            gui=preview, gui_values=form(w, data__path=str(u / "surrogate.jsonl")), gui_status="data/status",
+            gui_needles=("invalid text",)),
+        Row("NaN as an answer", check("nan.jsonl"), ("row 1, line 2: 'output' holds NaN, which is not text", "Fix:"),
+            gui=preview, gui_values=form(w, data__path=str(u / "nan.jsonl")), gui_status="data/status",
+            gui_needles=("NaN, which is not text",)),
+        Row("a list as message content", check("list_content.jsonl"),
+            ("2 a message's 'content' is a list, not text (first: row 0)", "Fix:"),
+            gui=preview, gui_values=form(w, data__path=str(u / "list_content.jsonl"), data__map_fn="auto"),
+            gui_status="data/status", gui_needles=("is a list, not text",)),
+        Row("ORPO prompts that fill max_length", check("long_prompts.jsonl", "--stage", "orpo", "--max-length", "64"),
+            ("3 the prompt fills max_length (64 tokens)", "Fix: Raise data.max_length")),
+        Row("a model that needs its own code (train)",
+            ["train", v("c_remote.yaml", model__name_or_path=str(w["remote"])),
+             "--work-dir", str(w["root"] / BACKGROUND / "remote")],
+            ("needs its own Python code", "model.trust_remote_code"), sub=True, fix_on_advice=True),
+        Row("a model that needs its own code (chat)", ["chat", str(w["remote"])],
+            ("needs its own Python code", "Fix: Only if you trust", "Trust remote code", "--trust-remote-code"),
+            gui=chat_load, gui_values=chat_values(w, chat__base=str(w["remote"])), gui_status="chat/status",
+            gui_needles=("Trust remote code",)),
         # ---- map_fn / columns
         Row("unknown map_fn", ["train", v("c_mapfn.yaml", data__map_fn="alpacca")],
             ("unknown map_fn 'alpacca'", "Fix: Did you mean: alpaca"),

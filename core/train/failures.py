@@ -94,6 +94,11 @@ def explain_exception(exc: BaseException, *, latest_checkpoint: str | None = Non
         return {"kind": "missing_package", "error": f"The Python package '{name}' is not installed ({_short(exc)}).",
                 "advice": f"Install it into the app's environment (pip install {_pip_names(name)}), "
                           "or turn off the option that needs it."}
+    if not isinstance(exc, UserError):
+        from core.errors import needs_remote_code, remote_code_error
+
+        if needs_remote_code(exc):  # transformers' ValueError names neither the setting nor where it lives
+            exc = remote_code_error(exc=exc)
     if isinstance(exc, UserError):
         kind = "bad_data" if type(exc).__name__ == "DataError" else "bad_config"
         return {"kind": kind, "error": exc.message if not exc.field else f"{exc.field}: {exc.message}",
