@@ -32,19 +32,27 @@ class Update(dict):
         return f"Update({dict.__repr__(self)})"
 
 
-def error_html(exc: BaseException | str) -> str:
-    """The error box shown in a tab: the message, then the fix on its own line.
+def error_html(exc: BaseException | str, lang: str = "en") -> str:
+    """The error box shown in a tab: the message, then the fix on its own line, in ``lang`` (an engine
+    message the locale table knows is translated; any other stays as the engine wrote it).
 
     >>> error_html(UserError("no dataset given.", "Pick a demo set."))
     '<div class="ts-error"><b>Error:</b> no dataset given.<br><b>Fix:</b> Pick a demo set.</div>'
+    >>> "<b>错误：</b> no dataset given.<br><b>解决：</b>" in error_html(UserError("no dataset given.", "Pick."), "zh")
+    True
     """
     from html import escape
 
+    from app.engine_text import translate
+    from app.locales import text
+
+    error, fix_word = text("error_prefix", lang), text("fix_prefix", lang)
     if isinstance(exc, UserError):
-        head = f"{exc.field}: {exc.message}" if exc.field and not exc.message.startswith(exc.field) else exc.message
-        fix = f"<br><b>Fix:</b> {escape(exc.fix)}" if exc.fix else ""
-        return f'<div class="ts-error"><b>Error:</b> {escape(head)}{fix}</div>'
-    return f'<div class="ts-error"><b>Error:</b> {escape(str(exc))}</div>'
+        message = translate(exc.message, lang)
+        head = f"{exc.field}: {message}" if exc.field and not exc.message.startswith(exc.field) else message
+        fix = f"<br><b>{escape(fix_word)}</b> {escape(translate(exc.fix, lang))}" if exc.fix else ""
+        return f'<div class="ts-error"><b>{escape(error)}</b> {escape(head)}{fix}</div>'
+    return f'<div class="ts-error"><b>{escape(error)}</b> {escape(translate(str(exc), lang))}</div>'
 
 
 def ok_html(text: str) -> str:
@@ -62,20 +70,22 @@ def guarded(fn: Callable[[dict], Any], status_id: str | None) -> Callable[[dict]
     """Run ``fn`` so that any failure becomes an error message in ``status_id`` (works for generators)."""
     name = fn_name(fn)
 
-    def failure(exc: BaseException) -> dict:
+    def failure(exc: BaseException, values) -> dict:
+        lang = (values.get("top/lang") if isinstance(values, dict) else None) or "en"
         if isinstance(exc, UserError):
-            return {status_id: error_html(exc)} if status_id else {}
+            return {status_id: error_html(exc, lang)} if status_id else {}
         log.error("callback %s failed:\n%s", name, traceback.format_exc())
-        text = (f"internal error in {name}: {type(exc).__name__}: {exc}. "
-                "The app is still running; details are in the terminal that started it.")
-        return {status_id: error_html(text)} if status_id else {}
+        from app.locales import text as locale_text
+
+        shown = locale_text("internal_error", lang, name=name, error=f"{type(exc).__name__}: {exc}")
+        return {status_id: error_html(shown, lang)} if status_id else {}
 
     if inspect.isgeneratorfunction(fn):
         def run_gen(values: dict):
             try:
                 yield from fn(values)
             except Exception as exc:  # noqa: BLE001 - shown to the user, app keeps serving
-                yield failure(exc)
+                yield failure(exc, values)
         run_gen.__name__ = name
         return run_gen
 
@@ -83,7 +93,7 @@ def guarded(fn: Callable[[dict], Any], status_id: str | None) -> Callable[[dict]
         try:
             return fn(values)
         except Exception as exc:  # noqa: BLE001 - shown to the user, app keeps serving
-            return failure(exc)
+            return failure(exc, values)
     run.__name__ = name
     return run
 
@@ -154,6 +164,8 @@ class Registry:
         """
         out_ids = list(dict.fromkeys([*outputs, *([status] if status else [])]))
         in_ids = list(inputs) if inputs is not None else self.input_ids()
+        if "top/lang" in self._by_id and "top/lang" not in in_ids:
+            in_ids.append("top/lang")  # every message, errors included, in the page's language
         safe = guarded(fn, status)
         registry = self
 

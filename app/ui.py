@@ -10,7 +10,7 @@ from functools import partial
 
 import gradio as gr
 
-from app.callbacks import data_cb, train_cb
+from app.callbacks import data_cb, method_cb, train_cb
 from app.callbacks.config_cb import default_config_path
 from app.form import form_ids, gui_default_config, values_from_config
 from app.registry import Registry
@@ -55,7 +55,10 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
                  ["train/current", "train/runs", "train/seen", "train/cmd", *form],
                  inputs=["train/current", "top/lang"],
                  status="train/status")
-        reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings),
-                 ["data/suggest", "data.map_fn", "data/columns", *data_cb.COLUMN_IDS.values()],
+        reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings), data_cb.INSPECT_OUT,
                  inputs=["data.path", "data.split", "data.map_fn", "top/lang"], status="data/status")
+        # Texts that are values, not labels, follow a language switch too.
+        reg.wire(reg["top/lang"].change, partial(data_cb.relabel_suggest, settings=settings), ["data/suggest"],
+                 inputs=["data.path", "data.split", "data.map_fn", *data_cb.COLUMN_IDS.values(), "top/lang"])
+        reg.wire(reg["top/lang"].change, method_cb.estimate, ["method/memory", "method/cmd"], status="method/status")
     return demo, reg

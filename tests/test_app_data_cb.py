@@ -34,8 +34,10 @@ def test_inspect_suggests_a_map_fn_and_offers_columns(settings):
     path = settings.uploads_dir / "alp.json"
     path.write_text(json.dumps([{"instruction": "Say hi", "input": "", "output": "hi"}]))
     out = data_cb.inspect_data({"data.path": str(path), "data.map_fn": "auto", "top/lang": "en"}, settings)
-    assert out["data.map_fn"] == "alpaca" and "**alpaca**" in out["data/suggest"]
-    assert out["data/col_input"]["choices"] == ["", "instruction", "input", "output"]
+    # generic columns: a plain conversation, instruction and input joined as the user's message
+    assert out["data.map_fn"] == "columns" and "**columns**" in out["data/suggest"]
+    assert out["data/col_input"]["choices"] == ["", "instruction", "input", "output", "instruction+input"]
+    assert out["data/col_input"]["value"] == "instruction+input" and out["data/col_output"]["value"] == "output"
 
     odd = settings.uploads_dir / "odd.json"
     odd.write_text(json.dumps([{"frage": "f", "antwort": "a"}]))
@@ -45,8 +47,9 @@ def test_inspect_suggests_a_map_fn_and_offers_columns(settings):
 
 
 def test_inspect_refuses_paths_outside_the_allowed_folders(settings):
-    with pytest.raises(UserError, match="outside the folders"):
-        data_cb.inspect_data({"data.path": "/etc/passwd"}, settings)
+    out = data_cb.inspect_data({"data.path": "/etc/passwd"}, settings)
+    assert "outside the folders" in out["data/status"] and "ts-error" in out["data/status"]
+    assert out["data/preview"] == "" and out["data/cmd"] == ""  # the previous file's preview leaves the screen
 
 
 def test_upload_is_sanitised_and_stored_under_uploads(settings, tmp_path):
@@ -93,7 +96,88 @@ def test_preview_errors_are_readable(settings, tokenizer_dir):
     bad.write_text('[{"input": "a", "output": "b"},\n {"input": oops}]')
     values = {"data.path": str(bad), "data.map_fn": "default", "model.name_or_path": str(tokenizer_dir),
               "top/lang": "en"}
-    with pytest.raises(UserError, match="line 2"):
-        data_cb.run_preview(values, settings)
-    with pytest.raises(UserError, match="no dataset"):
-        data_cb.run_preview({**values, "data.path": ""}, settings)
+    assert "line 2" in data_cb.run_preview(values, settings)["data/status"]
+    assert "no dataset" in data_cb.run_preview({**values, "data.path": ""}, settings)["data/status"]
+
+
+# ---- issue 12 items 1, 2, 5: right guesses about a first-time user's files
+
+@pytest.mark.parametrize("columns,mapping", [
+    (("question", "answer"), {"input": "question", "output": "answer"}),
+    (("prompt", "response"), {"input": "prompt", "output": "response"}),
+    (("input", "output"), {"input": "input", "output": "output"}),
+    (("instruction", "output"), {"input": "instruction", "output": "output"}),
+    (("prompt", "completion"), {"input": "prompt", "output": "completion"}),
+])
+def test_generic_columns_become_a_plain_conversation_without_a_system_prompt(settings, tokenizer_dir, columns,
+                                                                             mapping):
+    from app.form import gui_default_config, values_from_config
+
+    settings.extra_roots = (tokenizer_dir,)
+    path = settings.uploads_dir / "faq.csv"
+    path.write_text(f"{columns[0]},{columns[1]}\nWhat are your hours?,9 to 5.\nDo you ship abroad?,Yes.\n")
+    base = {**values_from_config(gui_default_config()), "data.path": str(path), "top/lang": "en"}
+    out = data_cb.inspect_data(base, settings)
+    assert out["data.map_fn"] == "columns", out["data/suggest"]
+    assert {r: out[f"data/col_{r}"]["value"] for r in mapping} == mapping
+    assert "no system prompt" in out["data/suggest"] and "律师" not in out["data/suggest"]
+    values = {**base, "data.map_fn": "columns", "model.name_or_path": str(tokenizer_dir),
+              **{f"data/col_{r}": out[f"data/col_{r}"]["value"] for r in ("input", "output", "system", "history")}}
+    preview = data_cb.run_preview(values, settings)
+    assert "What are your hours?" in preview["data/preview"] and "9 to 5." in preview["data/preview"]
+    assert "律师" not in preview["data/preview"] and "data-system-from" not in preview["data/preview"]
+
+
+def test_a_domain_map_fn_is_suggested_only_for_its_own_columns_and_its_system_prompt_is_named(settings,
+                                                                                               tokenizer_dir):
+    from app.form import gui_default_config, values_from_config
+
+    settings.extra_roots = (tokenizer_dir,)
+    path = settings.uploads_dir / "sql.json"
+    path.write_text(json.dumps([{"context": "CREATE TABLE t (a int)", "question": "count rows", "answer": "SELECT 1"}]))
+    base = {**values_from_config(gui_default_config()), "data.path": str(path), "top/lang": "en"}
+    out = data_cb.inspect_data(base, settings)
+    assert out["data.map_fn"] == "sql" and "It adds the system prompt “If you are an expert in SQL" in out["data/suggest"]
+    law = {**base, "data.path": str(settings.uploads_dir / "qa.json"), "data.map_fn": "law_reference",
+           "model.name_or_path": str(tokenizer_dir)}
+    (settings.uploads_dir / "qa.json").write_text(json.dumps([{"question": "q?", "answer": "a."}]))
+    preview = data_cb.run_preview(law, settings)["data/preview"]
+    assert 'data-system-from="law_reference"' in preview and "map_fn law_reference" in preview
+    zh = data_cb.run_preview({**law, "top/lang": "zh"}, settings)["data/preview"]
+    assert "map_fn law_reference 给每一行加上了系统提示词" in zh
+
+
+def test_semicolon_csv_is_read_as_columns(settings):
+    path = settings.uploads_dir / "de.csv"
+    path.write_text("Frage;Antwort\nWie heißt du?;Melody\n", encoding="utf-8")
+    assert data_cb.peek_columns(str(path)) == (["Frage", "Antwort"], {"Frage": "Wie heißt du?", "Antwort": "Melody"})
+    out = data_cb.inspect_data({"data.path": str(path), "top/lang": "en"}, settings)
+    assert out["data/col_input"]["choices"] == ["", "Frage", "Antwort"] and "Frage, Antwort" in out["data/suggest"]
+
+
+def test_after_an_error_the_previous_preview_and_command_leave_the_screen(settings, tokenizer_dir):
+    from app.form import gui_default_config, values_from_config
+
+    settings.extra_roots = (tokenizer_dir,)
+    good = settings.uploads_dir / "good.json"
+    good.write_text(json.dumps([{"input": "hi", "output": "hello"}]))
+    values = {**values_from_config(gui_default_config()), "data.path": str(good), "data.map_fn": "alpaca",
+              "model.name_or_path": str(tokenizer_dir), "top/lang": "en"}
+    out = data_cb.run_preview(values, settings)  # alpaca on input/output columns: the column error
+    assert out["data/preview"] == "" and out["data/stats"] == "" and out["data/cmd"] == "" and out["data/hist"] is None
+    assert "needs column(s) instruction" in out["data/status"]
+    assert "Map columns by hand" in out["data/status"] and "--columns" not in out["data/status"]
+    zh = data_cb.run_preview({**values, "top/lang": "zh"}, settings)["data/status"]
+    assert "手动映射列" in zh and "错误：" in zh and "解决：" in zh
+
+
+def test_the_identity_template_is_no_demo_set_but_teach_it_its_name_fills_it(settings):
+    names = [label for label, _path in data_cb.demo_choices()]
+    assert "identity.json" in names and not any("template" in n or n.endswith("_test.json") for n in names)
+    with pytest.raises(UserError, match="name and an author"):
+        data_cb.make_identity({"data/id_name": " ", "data/id_author": "Ann", "top/lang": "en"}, settings)
+    out = data_cb.make_identity({"data/id_name": "Nova", "data/id_author": "Ann's Lab", "top/lang": "en"}, settings)
+    rows = json.loads(open(out["data.path"], encoding="utf-8").read())
+    text = json.dumps(rows, ensure_ascii=False)
+    assert "{{" not in text and "I am Nova, an AI assistant developed by Ann's Lab" in text
+    assert out["data.map_fn"] == "openai" and out["data.path"].startswith(str(settings.uploads_dir))

@@ -72,7 +72,8 @@ def runs(tmp_path_factory, tokenizer_dir):
     ("empty", "empty.jsonl is empty"),
     ("invalid_json", "bad.json is not valid JSON: Expecting ':' delimiter at line 2, column 11"),
     ("wrong_columns", "map_fn 'alpaca' needs column(s) instruction, output, which the data does not have. "
-                      "Columns present: question, answer. Fix: Use map_fn 'law_reference'"),
+                      "Columns present: question, answer. Fix: Map these columns: map_fn columns with --columns "
+                      "input=question,output=answer."),
     ("not_utf8", "latin1.jsonl is not UTF-8 text: byte 0xe9 at line 2, column 15"),
     ("empty_answer", "all 1 row(s) were dropped: 1 empty answer (first: row 0)"),
     ("ends_on_user", "all 1 row(s) were dropped: 1 conversation ends on a user turn (no answer) (first: row 0)"),

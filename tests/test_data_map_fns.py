@@ -138,13 +138,14 @@ def test_columns_map_fn_variants():
 
 @pytest.mark.parametrize("columns,first,expected", [
     (["messages"], None, "openai"), (["conversations", "system"], None, "sharegpt"),
-    (["conversation"], None, "standard"), (["instruction", "input", "output"], None, "alpaca"),
-    (["instruction", "input", "output", "history"], None, "alpaca"),
+    (["conversation"], None, "standard"), (["instruction", "input", "output"], None, "columns"),
+    (["instruction", "input", "output", "history"], None, "columns"),
     (["instruction_zh", "input_zh", "output_zh"], None, "alpaca_zh"), (["description", "color"], None, "colors"),
-    (["abstract", "title"], None, "arxiv"), (["prompt", "completion"], None, "code_alpaca"),
+    (["abstract", "title"], None, "arxiv"), (["prompt", "completion"], None, "columns"),
     (["system_prompt", "question", "response", "id"], None, "openorca"), (["context", "question", "answer"], None, "sql"),
-    (["question", "response"], None, "stack_exchange"), (["question", "answer"], None, "law_reference"),
-    (["prompt", "response"], None, "tiny_codes"), (["input", "output"], None, "default"), (["text"], None, "pretrain"),
+    # generic columns: a plain conversation (map_fn columns), never a domain map_fn with its system prompt
+    (["question", "response"], None, "columns"), (["question", "answer"], None, "columns"),
+    (["prompt", "response"], None, "columns"), (["input", "output"], None, "columns"), (["text"], None, "pretrain"),
     (["text"], {"text": "### Human: Hi### Assistant: Yo"}, "oasst1"), (["a", "b"], None, None),
 ])
 def test_suggest_map_fn(columns, first, expected):
@@ -156,7 +157,7 @@ def test_wrong_columns_name_missing_and_present():
         check_columns(MAP_FNS["alpaca"], ["question", "answer"], "qa.json")
     msg = str(err.value)
     assert "qa.json: map_fn 'alpaca' needs column(s) instruction, output" in msg
-    assert "Columns present: question, answer." in msg and "Use map_fn 'law_reference'" in msg
+    assert "Columns present: question, answer." in msg and "--columns input=question,output=answer" in msg
     check_columns(MAP_FNS["alpaca"], ["instruction", "output"])  # input is optional
 
 

@@ -7,29 +7,66 @@ import json
 from pathlib import Path
 
 from app import commands
-from app.callbacks.common import check_source, lang_of, looks_like_hub_id, tokenizer_for
+from app.callbacks.common import check_source, lang_of, tokenizer_for
 from app.form import COLUMN_IDS, config_from_values
 from app.locales import text
-from app.registry import Update, ok_html
+from app.registry import Update, error_html, ok_html
 from app.render_data import histogram_frame, preview_html, stats_html
 from app.security import store_upload
 from app.settings import AppSettings
 from core.errors import DataError
 from core.paths import assets_dir
+from core.refs import is_hub_ref
 
 DEMO_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
 PEEK_JSON_LIMIT = 64 * 2**20
 
 
+IDENTITY_TEMPLATE = "identity.template.json"
+
+
 def demo_choices() -> list[tuple[str, str]]:
-    """Bundled demo data sets as drop-down ``(label, path)`` pairs.
+    """Bundled demo data sets as drop-down ``(label, path)`` pairs: files to train on as they are, so not
+    the identity template (its ``{{name}}`` placeholders are filled by "Teach it its name") nor test sets.
 
     e.g. ``[("identity.json", "/…/assets/identity.json"), ...]``
     """
     folder = assets_dir()
     if not folder.is_dir():
         return []
-    return [(p.name, str(p)) for p in sorted(folder.iterdir()) if p.suffix.lower() in DEMO_SUFFIXES and p.is_file()]
+    return [(p.name, str(p)) for p in sorted(folder.iterdir())
+            if p.suffix.lower() in DEMO_SUFFIXES and p.is_file() and ".template." not in p.name
+            and not p.stem.endswith("_test")]
+
+
+def _fill(value, name: str, author: str):
+    if isinstance(value, str):
+        return value.replace("{{name}}", name).replace("{{author}}", author)
+    if isinstance(value, list):
+        return [_fill(v, name, author) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, name, author) for k, v in value.items()}
+    return value
+
+
+def make_identity(values: dict, settings: AppSettings) -> dict:
+    """"Teach it its name": the bundled identity questions answered with the name and author typed,
+    written to the uploads folder and chosen as the data set."""
+    from core.errors import UserError
+
+    from app.security import sanitize_filename
+
+    lang = lang_of(values)
+    name = " ".join(str(values.get("data/id_name") or "").split())
+    author = " ".join(str(values.get("data/id_author") or "").split())
+    if not name or not author:
+        raise UserError(text("identity_missing", lang), text("identity_missing_fix", lang), field="data/id_name")
+    template = json.loads((assets_dir() / IDENTITY_TEMPLATE).read_text(encoding="utf-8"))
+    target = settings.uploads_dir / sanitize_filename(f"identity-{name}.json")
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(_fill(template, name, author), ensure_ascii=False, indent=1), encoding="utf-8")
+    return {"data.path": str(target), "data.map_fn": "openai",
+            "data/status": ok_html(text("identity_made", lang, n=len(template), name=name, path=target))}
 
 
 def peek_columns(path: str, split: str = "train") -> tuple[list[str], dict]:
@@ -48,9 +85,13 @@ def peek_columns(path: str, split: str = "train") -> tuple[list[str], dict]:
             data = json.loads(p.read_text(encoding="utf-8"))
             row = data[0] if isinstance(data, list) and data else data
             return (list(row), row) if isinstance(row, dict) else ([], {})
-        if p.is_file() and suffix == ".csv":
+        if p.is_file() and suffix in (".csv", ".tsv"):
+            from core.data.loading import csv_delimiter
+
+            # the same separator the engine's loader sniffs (`;` files are common where `,` is a decimal mark)
+            sep = "\t" if suffix == ".tsv" else csv_delimiter(p)
             with open(p, encoding="utf-8", newline="") as fh:
-                row = next(csv.DictReader(fh), None) or {}
+                row = next(csv.DictReader(fh, delimiter=sep), None) or {}
             return list(row), dict(row)
         if p.is_file() and suffix == ".txt":
             return ["text"], {}
@@ -62,29 +103,112 @@ def peek_columns(path: str, split: str = "train") -> tuple[list[str], dict]:
     return list(ds.column_names), dict(ds[0]) if ds.num_rows else {}
 
 
+# What a new file (or a failed one) takes off the screen: the previous file's preview and command.
+CLEARED = {"data/preview": "", "data/stats": "", "data/hist": None, "data/cmd": ""}
+INSPECT_OUT = ["data/suggest", "data.map_fn", "data/columns", *COLUMN_IDS.values(), *CLEARED]
+
+
+def injected_system(map_fn: str) -> str:
+    """The system prompt a map_fn writes into every row by itself ("" when it adds none, or takes
+    it from a column of the file).
+
+    >>> injected_system("law_reference")[:6], injected_system("columns"), injected_system("openorca")
+    ('你现在是一名', '', '')
+    """
+    from core.data.map_fns import MAP_FNS
+
+    found = MAP_FNS.get(map_fn)
+    if found is None:
+        return ""
+    try:
+        turns = found.fn({c: "x" for c in found.required}).get("conversation") or []
+    except Exception:  # a map_fn that wants real content to run: no probe, no claim
+        return ""
+    system = str(turns[0].get("system") or "").strip() if turns and isinstance(turns[0], dict) else ""
+    return "" if system in ("", "x") else system
+
+
+def suggestion_text(columns: list[str], suggestion: str | None, mapping: dict, lang: str) -> str:
+    """The line under the path: the columns read, the row format chosen, and what it does."""
+    shown = ", ".join(columns) or "-"
+    if not suggestion:
+        return text("no_suggestion", lang, columns=shown)
+    if suggestion == "columns" and mapping:
+        pairs = ", ".join(f"{text('role_' + role, lang)} = {col}" for role, col in mapping.items())
+        return text("suggested_columns", lang, columns=shown, mapping=pairs)
+    line = text("suggested", lang, columns=shown, map_fn=suggestion)
+    system = injected_system(suggestion)
+    return line + (" " + text("suggested_system", lang, system=_short(system)) if system else "")
+
+
+def _short(value: str, limit: int = 60) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[:limit - 1] + "…"
+
+
 def inspect_data(values: dict, settings: AppSettings) -> dict:
-    """After the path changes: list the columns, suggest a map_fn, offer the columns for mapping."""
+    """After the path changes: list the columns, suggest a map_fn (a plain column mapping for generic
+    columns), offer the columns for mapping; the previous file's preview leaves the screen."""
     from core.data.map_fns import suggest_map_fn
+    from core.data.map_fns_columns import suggest_columns
+    from core.errors import UserError
 
     raw = (values.get("data.path") or "").strip()
     if not raw:
-        return {"data/suggest": ""}
+        return {"data/suggest": "", **CLEARED}
     lang = lang_of(values)
-    path = check_source(raw, settings, "dataset")
-    if looks_like_hub_id(path):
-        return {"data/suggest": "", "data/status": ""}
-    columns, first = peek_columns(path, values.get("data.split") or "train")
+    try:
+        path = check_source(raw, settings, "dataset")
+        if is_hub_ref(path):
+            return {"data/suggest": "", "data/status": "", **CLEARED}
+        columns, first = peek_columns(path, values.get("data.split") or "train")
+    except UserError as exc:  # the last file's preview and columns must not look like this file's
+        return {"data/suggest": "", **CLEARED, "data/status": error_html(gui_error(exc, lang), lang)}
     suggestion = suggest_map_fn(columns, first)
-    shown = ", ".join(columns) or "-"
-    out: dict = {"data/status": "", **{wid: Update(choices=[""] + columns) for wid in COLUMN_IDS.values()}}
+    mapping = suggest_columns(columns) if suggestion == "columns" else {}
+    choices = [""] + columns + [v for v in mapping.values() if v not in columns]  # e.g. instruction+input
+    out: dict = {"data/status": "", **CLEARED,
+                 **{wid: Update(choices=choices, value=mapping.get(role, "")) for role, wid in COLUMN_IDS.items()}}
+    out["data/suggest"] = suggestion_text(columns, suggestion, mapping, lang)
     if suggestion:
-        out["data/suggest"] = text("suggested", lang, columns=shown, map_fn=suggestion)
         out["data.map_fn"] = suggestion  # a new file: the old format is most likely wrong for it
+        if mapping:
+            out["data/columns"] = Update(open=True)  # show the mapping it chose
     else:
-        out["data/suggest"] = text("no_suggestion", lang, columns=shown)
         out["data.map_fn"] = "columns"
         out["data/columns"] = Update(open=True)
     return out
+
+
+def relabel_suggest(values: dict, settings: AppSettings) -> dict:
+    """The language changed: the columns line again, in the new language (nothing else is re-chosen)."""
+    from core.data.map_fns_columns import suggest_columns
+    from core.errors import UserError
+
+    raw = (values.get("data.path") or "").strip()
+    if not raw:
+        return {}
+    try:
+        path = check_source(raw, settings, "dataset")
+        if is_hub_ref(path):
+            return {}
+        columns, _first = peek_columns(path, values.get("data.split") or "train")
+    except UserError:
+        return {}
+    chosen = values.get("data.map_fn") or ""
+    mapping = {r: values.get(w) for r, w in COLUMN_IDS.items() if values.get(w)} if chosen == "columns" else {}
+    return {"data/suggest": suggestion_text(columns, chosen or None, mapping or suggest_columns(columns),
+                                            lang_of(values))}
+
+
+def gui_error(exc, lang: str):
+    """An engine error whose fix names a CLI flag (``--columns``) points at the page's drop-downs instead."""
+    from core.errors import UserError
+
+    fix = getattr(exc, "fix", "") or ""
+    if "--columns" in fix:
+        return UserError(exc.message, text("fix_map_columns", lang), field=getattr(exc, "field", None))
+    return exc
 
 
 def pick_demo(values: dict, settings: AppSettings) -> dict:
@@ -115,7 +239,38 @@ def template_hint(values: dict) -> dict:
 
 
 def run_preview(values: dict, settings: AppSettings, n: int = 3) -> dict:
-    """Map, template and tokenize a few samples; highlight what is trained on; show statistics."""
+    """Map, template and tokenize a few samples; highlight what is trained on; show statistics. A failed
+    preview takes the previous one off the screen (it described another file or format)."""
+    from core.errors import UserError
+
+    lang = lang_of(values)
+    try:
+        return _preview(values, settings, n)
+    except UserError as exc:
+        return {**CLEARED, "data/status": error_html(gui_error(exc, lang), lang)}
+
+
+def system_note(cfg, samples, lang: str) -> str:
+    """Where the previewed rows' system prompt comes from, when they have one: the map_fn (named) or the
+    System prompt box; a file's own system column needs no note."""
+    from html import escape
+
+    has_system = any(isinstance(t, dict) and t.get("system") for s in samples
+                     for t in ((s.get("conversation") if isinstance(s, dict) else getattr(s, "conversation", None))
+                               or [])[:1])
+    if not has_system:
+        return ""
+    injected = injected_system(cfg.data.map_fn)
+    if injected:
+        shown = text("system_by_map_fn", lang, map_fn=cfg.data.map_fn, system=_short(injected))
+    elif cfg.data.system:
+        shown = text("system_by_box", lang)
+    else:
+        return ""
+    return f'<div class="ts-change" data-system-from="{escape(cfg.data.map_fn if injected else "box")}">{escape(shown)}</div>'
+
+
+def _preview(values: dict, settings: AppSettings, n: int) -> dict:
     from core.data.preview import preview
 
     cfg = config_from_values(values)
@@ -130,7 +285,7 @@ def run_preview(values: dict, settings: AppSettings, n: int = 3) -> dict:
     kept, rows = _attr(stats, "kept"), _attr(stats, "rows")
     supervised = _attr(stats, "supervised_share") or 0.0
     return {
-        "data/preview": preview_html(result.samples) + _warnings_html(result),
+        "data/preview": system_note(cfg, result.samples, lang) + preview_html(result.samples) + _warnings_html(result),
         "data/stats": stats_html(stats),
         "data/hist": histogram_frame(stats),
         "data/status": ok_html(text("preview_ok", lang, kept=kept, rows=rows, supervised=supervised)),

@@ -204,6 +204,10 @@ LABELS = {
     "compare/diff": {"label": "Config fields that differ"},
     "compare/evals": {"label": "Evaluations of these runs"},
     "top/banner_btn": {"value": "Go to the Train tab"},
+    "data/identity": {"label": "Teach it its name (identity demo)"},
+    "data/id_name": {"label": "Its name", "placeholder": "e.g. Melody"},
+    "data/id_author": {"label": "Made by", "placeholder": "e.g. your name or team"},
+    "data/id_btn": {"value": "Make the data"},
 }
 
 MESSAGES = {
@@ -337,4 +341,19 @@ MESSAGES = {
     "fit_plan": "{gpus} GPU × {gb} GB, {zero}: {total} per GPU",
     "fit_changes_on": "Changed to fit {plan}",
     "fit_nothing_on": "Already fits {plan}",
+    "error_prefix": "Error:",
+    "fix_prefix": "Fix:",
+    "internal_error": "internal error in {name}: {error}. The app is still running; details are in the terminal that started it.",
+    "suggested_columns": "Columns: {columns}. Suggested row format: **columns**, a plain one-turn conversation ({mapping}), no system prompt.",
+    "suggested_system": "It adds the system prompt “{system}” to every row.",
+    "role_input": "user",
+    "role_output": "assistant",
+    "role_system": "system",
+    "role_history": "history",
+    "fix_map_columns": "Pick the row format that fits in “Row format (map_fn)”, or choose the columns in “Map columns by hand” below (Input column, Output column).",
+    "system_by_map_fn": "System prompt added to every row by map_fn {map_fn}: “{system}”. Pick another row format (or map the columns by hand) to train without it.",
+    "system_by_box": "System prompt added to every row from the System prompt box.",
+    "identity_missing": "both a name and an author are needed.",
+    "identity_missing_fix": "Type them in “Its name” and “Made by”.",
+    "identity_made": "Wrote {n} conversations where it is {name}: {path}. Preview, then Start on the Train tab.",
 }

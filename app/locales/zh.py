@@ -204,6 +204,10 @@ LABELS = {
     "compare/diff": {"label": "不同的配置字段"},
     "compare/evals": {"label": "这些运行的评估"},
     "top/banner_btn": {"value": "转到训练页"},
+    "data/identity": {"label": "教它自己的名字（身份演示）"},
+    "data/id_name": {"label": "它的名字", "placeholder": "例如 Melody"},
+    "data/id_author": {"label": "开发者", "placeholder": "例如你的名字或团队"},
+    "data/id_btn": {"value": "生成数据"},
 }
 
 MESSAGES = {
@@ -336,4 +340,19 @@ MESSAGES = {
     "fit_plan": "{gpus} 块 GPU × {gb} GB，{zero}：每块 GPU {total}",
     "fit_changes_on": "为适配做了修改：{plan}",
     "fit_nothing_on": "已经能放下：{plan}",
+    "error_prefix": "错误：",
+    "fix_prefix": "解决：",
+    "internal_error": "{name} 内部出错：{error}。应用仍在运行；详情见启动它的终端。",
+    "suggested_columns": "列：{columns}。建议的行格式：**columns**，普通的单轮对话（{mapping}），不加系统提示词。",
+    "suggested_system": "它会给每一行加上系统提示词“{system}”。",
+    "role_input": "用户",
+    "role_output": "助手",
+    "role_system": "系统",
+    "role_history": "历史",
+    "fix_map_columns": "在“行格式（map_fn）”里选一个合适的格式，或在下方“手动映射列”里选择列（输入列、输出列）。",
+    "system_by_map_fn": "map_fn {map_fn} 给每一行加上了系统提示词：“{system}”。想不带它训练，请换一个行格式（或手动映射列）。",
+    "system_by_box": "每一行都加上了“系统提示词”框里的系统提示词。",
+    "identity_missing": "名字和开发者都需要填写。",
+    "identity_missing_fix": "请在“它的名字”和“开发者”里填写。",
+    "identity_made": "已写出 {n} 段对话，其中它叫 {name}：{path}。先预览，再到训练页点击开始。",
 }

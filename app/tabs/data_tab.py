@@ -30,6 +30,11 @@ def build(ctx: BuildContext) -> None:
         widget(ctx, "data/demo", gr.Dropdown, choices=demos, value=demo_value, scale=2)
         widget(ctx, "data/upload", gr.File, type="filepath", height=120, scale=2,
                file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt", ".tsv"])
+    with container(ctx, "data/identity", gr.Accordion, open=False):
+        with gr.Row(equal_height=True):
+            widget(ctx, "data/id_name", gr.Textbox, value="", scale=2)
+            widget(ctx, "data/id_author", gr.Textbox, value="", scale=2)
+            widget(ctx, "data/id_btn", gr.Button, is_input=False, scale=1)
     with gr.Row():
         field(ctx, "data.path", scale=4)
         field(ctx, "data.split", scale=1)
@@ -66,9 +71,10 @@ def build(ctx: BuildContext) -> None:
 
 def wire(ctx: BuildContext) -> None:
     reg, s = ctx.reg, ctx.settings
-    cols = list(COLUMN_IDS.values())
-    inspect_out = ["data/suggest", "data.map_fn", "data/columns", *cols]
+    inspect_out = data_cb.INSPECT_OUT
     reg.wire(reg["data/demo"].change, partial(data_cb.pick_demo, settings=s), ["data.path"], status="data/status")
+    reg.wire(reg["data/id_btn"].click, partial(data_cb.make_identity, settings=s), ["data.path", "data.map_fn"],
+             inputs=["data/id_name", "data/id_author", "top/lang"], status="data/status")
     reg.wire(reg["data/upload"].upload, partial(data_cb.upload, settings=s), ["data.path", "data/upload"],
              status="data/status")
     reg.wire(reg["data.path"].change, partial(data_cb.inspect_data, settings=s), inspect_out,

@@ -444,8 +444,14 @@ def check_columns(map_fn: MapFn, column_names, path: str = "") -> None:
         return
     where = f"{path}: " if path else ""
     suggestion = suggest_map_fn(present)
-    fix = (f"Use map_fn '{suggestion}' (it fits these columns)" if suggestion and suggestion != map_fn.name
-           else "Choose the map_fn that matches the file")
-    fix += ", or map columns by hand, e.g. --columns input=question,output=answer."
+    if suggestion == COLUMNS:
+        from core.data.map_fns_columns import suggest_columns
+
+        spec = ",".join(f"{role}={col}" for role, col in suggest_columns(present).items())
+        fix = f"Map these columns: map_fn columns with --columns {spec}."
+    else:
+        fix = (f"Use map_fn '{suggestion}' (it fits these columns)" if suggestion and suggestion != map_fn.name
+               else "Choose the map_fn that matches the file")
+        fix += ", or map columns by hand, e.g. --columns input=question,output=answer."
     raise DataError(f"{where}map_fn '{map_fn.name}' needs column(s) {', '.join(missing)}, which the data does not "
                     f"have. Columns present: {', '.join(present) or '(none)'}.", fix)

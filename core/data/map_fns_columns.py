@@ -6,6 +6,7 @@ from core.data.map_fns_base import MapFn, RowSkipped, as_list, loose_text, text
 from core.errors import UserError
 
 ROLES = ("system", "input", "output", "history", "text")
+COLUMNS = "columns"  # the map_fn name of a column mapping
 
 
 def parse_columns_arg(spec: str) -> dict:
@@ -84,13 +85,13 @@ def build_columns_map_fn(columns: dict) -> MapFn:
         raise UserError("the column mapping needs an output column (or a history column).",
                         "Example: --columns input=question,output=answer.", field="data.columns")
     required = (columns["history"],) if "history" in columns else tuple(
-        columns[r] for r in ("input", "output") if r in columns)
+        columns[r].split("+")[0] for r in ("input", "output") if r in columns)
 
     def columns_map_fn(row: dict) -> dict:
         turns = _history_turns(row.get(columns["history"]), columns) if "history" in columns else []
         out_col = columns.get("output")
         if out_col and out_col in row:
-            turn = {"input": text(row.get(columns.get("input", ""), ""), f"'{columns.get('input', '')}'"),
+            turn = {"input": _joined_input(row, columns.get("input", "")),
                     "output": text(row[out_col], f"'{out_col}'")}
             turns.append(turn)
         system = text(row.get(columns["system"]), f"'{columns['system']}'") if "system" in columns and columns["system"] in row else ""
@@ -106,38 +107,65 @@ def build_columns_map_fn(columns: dict) -> MapFn:
                  tuple(c for r, c in columns.items() if c not in required))
 
 
-# (columns that must all be present, map_fn); checked in order, most specific first.
+def _joined_input(row: dict, spec: str) -> str:
+    """The user's message from one column, or several joined by ``+`` (``instruction+input``, as Alpaca
+    files split it), each non-empty part on its own line."""
+    parts = [text(row.get(c, ""), f"'{c}'") for c in spec.split("+") if c] if spec else []
+    return "\n".join(p for p in parts if p)
+
+
+# (columns that must all be present, map_fn); checked in order, most specific first. Only layouts
+# whose columns are unique to a map_fn: a domain map_fn adds its own system prompt ("you are a
+# Chinese lawyer"), which generic columns such as question/answer must never get by a guess.
 _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("conversation",), "standard"),
     (("messages",), "openai"),
     (("conversations",), "sharegpt"),
     (("instruction_zh", "output_zh"), "alpaca_zh"),
-    (("instruction", "output"), "alpaca"),
     (("description", "color"), "colors"),
     (("abstract", "title"), "arxiv"),
-    (("prompt", "completion"), "code_alpaca"),
     (("system_prompt", "question", "response"), "openorca"),
     (("context", "question", "answer"), "sql"),
-    (("question", "response"), "stack_exchange"),
-    (("question", "answer"), "law_reference"),
-    (("prompt", "response"), "tiny_codes"),
-    (("input", "output"), "default"),
-    (("text",), "pretrain"),
 )
+# Generic (question, answer) pairs: a plain one-turn conversation (map_fn "columns"), no system prompt.
+GENERIC_PAIRS: tuple[tuple[str, str], ...] = (
+    ("instruction", "output"), ("instruction", "response"), ("question", "answer"), ("question", "response"),
+    ("prompt", "response"), ("prompt", "completion"), ("query", "response"), ("query", "answer"),
+    ("input", "output"), ("input", "target"), ("input", "response"), ("prompt", "answer"), ("question", "output"),
+)
+
+
+def suggest_columns(column_names) -> dict:
+    """The column mapping for generic columns ({} for any other layout).
+
+    >>> suggest_columns(["question", "answer"])
+    {'input': 'question', 'output': 'answer'}
+    >>> suggest_columns(["instruction", "input", "output", "history"])
+    {'input': 'instruction+input', 'output': 'output', 'history': 'history'}
+    """
+    present = list(column_names)
+    for question, answer in GENERIC_PAIRS:
+        if question in present and answer in present:
+            extra = "input" if question == "instruction" and "input" in present else ""
+            mapping = {"input": f"{question}+{extra}" if extra else question, "output": answer}
+            mapping.update({role: role for role in ("system", "history") if role in present})
+            return mapping
+    return {}
 
 
 def suggest(column_names, first_row: dict | None = None) -> str | None:
     """Guess the map_fn from the column names (and the first row, to tell Guanaco text from plain text).
 
     >>> suggest(["messages"]), suggest(["instruction", "input", "output"]), suggest(["text"])
-    ('openai', 'alpaca', 'pretrain')
+    ('openai', 'columns', 'pretrain')
     >>> suggest(["text"], {"text": "### Human: Hi### Assistant: Hello"})
     'oasst1'
     >>> suggest(["foo", "bar"]) is None
     True
     """
     present = set(column_names)
-    for needed, name in _RULES:
+    rules = (*_RULES, *(((q, a), COLUMNS) for q, a in GENERIC_PAIRS), (("text",), "pretrain"))
+    for needed, name in rules:
         if all(c in present for c in needed):
             if name == "pretrain" and first_row and "### Human:" in loose_text(first_row.get("text")):
                 return "oasst1"

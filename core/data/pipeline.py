@@ -62,7 +62,12 @@ def resolve_map_fn(data, column_names, first_row: dict | None = None, *, stage: 
                             "e.g. --columns input=question,output=answer.", field="data.map_fn")
         if stage == "pretrain" and "text" in column_names:
             name = "pretrain"
-    map_fn = get_map_fn(name, data.columns if name == COLUMNS else None)
+    columns = data.columns
+    if name == COLUMNS and not columns:  # auto chose a plain mapping for generic columns
+        from core.data.map_fns_columns import suggest_columns
+
+        columns = suggest_columns(column_names)
+    map_fn = get_map_fn(name, columns if name == COLUMNS else None)
     check_columns(map_fn, column_names, data.path)
     return map_fn
 
