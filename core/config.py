@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError, UserError, close_matches, missing_model_error
+from core.refs import EMBEDDED_MODEL, FILE, FOLDER, HUB, MISSING, classify
 
-EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 
 STAGES = ("sft", "pretrain", "dpo", "orpo")
 FINETUNING = ("qlora", "lora", "full")
@@ -414,11 +414,6 @@ def _build_section(section: str, cls, values: dict):
     return cls(**kwargs)
 
 
-def _is_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~")) and "\\" not in text
-
-
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -635,18 +630,17 @@ def _problems(cfg: RunConfig, *, check_paths: bool, check_env: bool):
                 field="data.path")
     if check_paths:
         mp = m.name_or_path
-        if mp and not mp.startswith("embedded:") and (Path(mp).expanduser().is_file() or (
-                not Path(mp).expanduser().exists() and not _is_hub_id(mp))):
+        if mp and classify(mp) in (FILE, MISSING):
             yield missing_model_error(mp, field="model.name_or_path", cls=E)
-        elif mp and Path(mp).expanduser().is_dir() and not (Path(mp).expanduser() / "config.json").exists():
+        elif mp and classify(mp) == FOLDER and not (Path(mp).expanduser() / "config.json").exists():
             yield E(f"{mp} has no config.json, so it is not a Hugging Face model folder.",
                     "Point at the folder that holds config.json, or import a GGUF file with `python -m core import-gguf`.",
                     field="model.name_or_path")
         dp = d.path
-        if dp and not Path(dp).expanduser().exists() and not _is_hub_id(dp):
+        if dp and classify(dp) not in (FILE, FOLDER, HUB):
             yield E(f"dataset {dp} does not exist.", "Check the path, or give a hub dataset id like tatsu-lab/alpaca.",
                     field="data.path")
-        elif dp and Path(dp).expanduser().is_file():
+        elif dp and classify(dp) == FILE:
             yield from _data_file_problems(dp)
         ds = di.deepspeed
         if ds and ds not in DEEPSPEED_PRESETS and not Path(ds).expanduser().is_file():

@@ -118,21 +118,3 @@ def ensure_embedded_tokenizer() -> Path:
             return out
         return import_gguf(_embedded_gguf(), out, tokenizer_only=True, overwrite=True)
 
-
-def resolve_model_path(name_or_path: str) -> str:
-    """Map ``embedded:...`` to the imported folder; expand ``~``; leave hub ids alone."""
-    from core.config import EMBEDDED_MODEL
-
-    if name_or_path.startswith("embedded:"):
-        if name_or_path != EMBEDDED_MODEL:
-            raise UserError(f"unknown embedded model '{name_or_path}'.", f"The bundled model is {EMBEDDED_MODEL}.")
-        return str(ensure_embedded_model())
-    expanded = Path(name_or_path).expanduser()
-    return str(expanded) if expanded.exists() else name_or_path
-
-
-def resolve_tokenizer_path(name_or_path: str) -> str:
-    """Like :func:`resolve_model_path` but only needs the tokenizer (fast for previews)."""
-    if name_or_path.startswith("embedded:"):
-        return str(ensure_embedded_tokenizer())
-    return resolve_model_path(name_or_path)

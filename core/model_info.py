@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import UserError, missing_model_error
+from core.refs import is_embedded, looks_like_hub_id
 
 # config.json model_type -> the family name shown to users
 FAMILIES = {
@@ -163,11 +164,6 @@ class NotCached(UserError):
     """A hub id whose config.json is not in the local cache."""
 
 
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
-
-
 def find_config_json(name_or_path: str) -> tuple[Path, str]:
     """(path of config.json, where it came from: local / embedded / hub cache).
 
@@ -177,8 +173,8 @@ def find_config_json(name_or_path: str) -> tuple[Path, str]:
     name = str(name_or_path or "").strip()
     if not name:
         raise UserError("no model given.", "Give a local model folder, a hub id, or embedded:SmolLM2-135M-Instruct.")
-    if name.startswith("embedded:"):
-        from core.gguf_import import resolve_model_path
+    if is_embedded(name):
+        from core.refs import resolve_model_path
 
         folder = Path(resolve_model_path(name))
         return folder / "config.json", "embedded"
@@ -192,7 +188,7 @@ def find_config_json(name_or_path: str) -> tuple[Path, str]:
                             "Point at the folder that holds config.json, or import a GGUF file with "
                             "`python -m core import-gguf`.")
         return path, "local"
-    if _looks_like_hub_id(name):
+    if looks_like_hub_id(name):
         cached = _hub_cache_config(name)
         if cached is not None:
             return cached, "hub cache"

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from core.data.loading import load_rows, looks_like_hub_id, precheck
+from core.data.loading import load_rows, precheck
 from core.errors import DataError
+from core.refs import looks_like_hub_id
 
 ROWS = [{"input": "q1", "output": "a1"}, {"input": "q2", "output": "a2"}]
 

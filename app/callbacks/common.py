@@ -12,6 +12,7 @@ from app.security import resolve_user_path
 from app.settings import AppSettings
 from core.config import DEEPSPEED_PRESETS, RunConfig
 from core.errors import UserError
+from core.refs import is_embedded, is_hub_ref
 
 LANG_ID = "top/lang"
 
@@ -20,25 +21,14 @@ def lang_of(values: dict) -> str:
     return values.get(LANG_ID) or "en"
 
 
-def looks_like_hub_id(text: str) -> bool:
-    """``org/name`` that is not a local path.
-
-    >>> looks_like_hub_id("tatsu-lab/alpaca"), looks_like_hub_id("./data/x.json"), looks_like_hub_id("/abs/x")
-    (True, False, False)
-    """
-    parts = text.split("/")
-    return (len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~")) and "\\" not in text
-            and not Path(text).expanduser().exists())
-
-
 def check_source(text: str, settings: AppSettings, what: str, *, allow_hub: bool = True,
                  allow_embedded: bool = False) -> str:
     """A model/dataset reference typed in the browser, checked: an embedded name, a hub id, or a
     path inside the allowed folders (resolved, so ``..`` and symlinks cannot escape)."""
     text = (text or "").strip()
-    if allow_embedded and text.startswith("embedded:"):
+    if allow_embedded and is_embedded(text):
         return text
-    if allow_hub and looks_like_hub_id(text):
+    if allow_hub and is_hub_ref(text):
         return text
     return str(resolve_user_path(text, settings.allowed_roots(), what=what))
 
@@ -138,7 +128,7 @@ def import_transformers_once() -> None:
 def tokenizer_for(model_name_or_path: str, trust_remote_code: bool = False):
     """The model's tokenizer, loaded once per path (transformers is imported here, not at start-up)."""
     import_transformers_once()
-    from core.gguf_import import resolve_tokenizer_path
+    from core.refs import resolve_tokenizer_path
 
     path = resolve_tokenizer_path(model_name_or_path)
     key = f"{path}|{trust_remote_code}"

@@ -70,13 +70,12 @@ def is_adapter_or_run(path: Path) -> bool:
 
 def resolve_spec(model: str, adapter: str | None = None) -> ModelSpec:
     """Work out base, adapter, template and system text from what the user typed."""
-    from core.config import _is_hub_id
-    from core.gguf_import import resolve_model_path
+    from core.refs import is_embedded, looks_like_hub_id, resolve_model_path
 
     if not model:
         raise UserError("no model given.", "Give a model folder, a run folder, or embedded:SmolLM2-135M-Instruct.")
     local = Path(model).expanduser()
-    if not model.startswith("embedded:") and local.is_dir() and is_adapter_or_run(local):
+    if not is_embedded(model) and local.is_dir() and is_adapter_or_run(local):
         if adapter:
             raise UserError(f"{model} already is a run or adapter folder, and --adapter was given too.",
                             "Give the base model as MODEL with --adapter, or the run folder alone.")
@@ -88,7 +87,7 @@ def resolve_spec(model: str, adapter: str | None = None) -> ModelSpec:
                 raise UserError(f"{path} has no config.json, so it is not a model folder.",
                                 "Give a model folder, a run folder, or a checkpoint folder.")
             spec = ModelSpec(path, None, _recorded_template(Path(path)), "", model)
-        elif not _is_hub_id(model):
+        elif not looks_like_hub_id(model):
             raise missing_model_error(model, "model")
         else:
             spec = ModelSpec(path, None, None, "", model)
@@ -102,7 +101,7 @@ def resolve_spec(model: str, adapter: str | None = None) -> ModelSpec:
             spec.adapter = adapter_spec.adapter
             spec.template = spec.template or adapter_spec.template
             spec.system = adapter_spec.system
-    spec.base = resolve_model_path(spec.base) if spec.base.startswith("embedded:") else spec.base
+    spec.base = resolve_model_path(spec.base) if is_embedded(spec.base) else spec.base
     return spec
 
 
@@ -179,7 +178,7 @@ def load_model(spec: ModelSpec, *, bits: int | None = None, dtype: str = "auto",
 
 def _tokenizer_of(base: str) -> str | None:
     """The base model's tokenizer location (cheap for the embedded model), or None."""
-    from core.gguf_import import resolve_tokenizer_path
+    from core.refs import resolve_tokenizer_path
 
     if not base:
         return None

@@ -59,13 +59,13 @@ def _quiet_libraries() -> None:
 def _check_tokenizer_path(name_or_path: str) -> None:
     from pathlib import Path
 
-    from core.data.loading import looks_like_hub_id
     from core.errors import UserError
+    from core.refs import MISSING, classify, is_embedded
 
-    if name_or_path.startswith("embedded:"):
+    if is_embedded(name_or_path):
         return
     path = Path(name_or_path).expanduser()
-    if not path.exists() and not looks_like_hub_id(name_or_path):
+    if classify(name_or_path) == MISSING:
         raise UserError(f"tokenizer folder {name_or_path} does not exist.",
                         f"Give a model or tokenizer folder, a hub id, or {DEFAULT_TOKENIZER}.")
     if path.is_dir() and not any((path / f).exists() for f in
@@ -77,7 +77,7 @@ def _check_tokenizer_path(name_or_path: str) -> None:
 def load_tokenizer(name_or_path: str):
     """AutoTokenizer for a folder, hub id or ``embedded:...``, with one-line errors."""
     from core.errors import UserError
-    from core.gguf_import import resolve_tokenizer_path
+    from core.refs import resolve_tokenizer_path
 
     _check_tokenizer_path(name_or_path)
     path = resolve_tokenizer_path(name_or_path)

@@ -20,22 +20,13 @@ import re
 from pathlib import Path
 
 from core.errors import DataError
+from core.refs import looks_like_hub_id
 
 FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
 CSV_DELIMITERS = ",;\t|"
 _SNIFF_BYTES = 64 << 10
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHUNK = 1 << 24
 JSON_PRECHECK_BYTES = 64 << 20  # larger files are only parsed by datasets (our parser runs on failure)
-
-
-def looks_like_hub_id(name: str) -> bool:
-    """``owner/name`` without a file extension we read.
-
-    >>> looks_like_hub_id("tatsu-lab/alpaca"), looks_like_hub_id("data/train.json"), looks_like_hub_id("x.json")
-    (True, False, False)
-    """
-    return bool(_HUB_ID.match(name or "")) and Path(name).suffix.lower() not in FILE_TYPES
 
 
 def check_utf8(path: Path) -> None:

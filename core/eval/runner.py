@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.errors import DataError, UserError
+from core.refs import FILE, FOLDER, HUB, classify, is_embedded
 
 HELD_OUT = "held-out"
 
@@ -110,7 +111,7 @@ def _checkpoint_info(src: str):
     from core.export.source import inspect_checkpoint
 
     path = Path(src).expanduser()
-    if src.startswith("embedded:") or not path.is_dir() or not is_adapter_or_run(path):
+    if is_embedded(src) or not path.is_dir() or not is_adapter_or_run(path):
         return None
     return inspect_checkpoint(path)
 
@@ -120,7 +121,7 @@ def make_plan(req: EvalRequest) -> Plan:
 
     req.validated()
     src_path = Path(req.src).expanduser()
-    if not req.src.startswith("embedded:") and not src_path.is_dir():
+    if not is_embedded(req.src) and not src_path.is_dir():
         raise UserError(f"{req.src} is not a folder.", "Give a run folder, a checkpoint-N folder, an exported adapter "
                         "or a merged model folder.")
     tuned = resolve_spec(req.src)
@@ -146,7 +147,7 @@ def make_plan(req: EvalRequest) -> Plan:
                             "with data.eval_size=0.1 to keep a split aside.")
         data_label = f"{HELD_OUT} split of {cfg.data.path}"
     else:
-        if not Path(req.data).expanduser().exists() and not _looks_like_hub_id(req.data):
+        if classify(req.data) not in (FILE, FOLDER, HUB):
             raise DataError(f"test file {req.data} does not exist.", "Give an existing .json/.jsonl/.csv/.parquet file.")
         data_label = req.data
     name = req.name or (Path(req.data).stem if req.data else HELD_OUT)
@@ -162,12 +163,6 @@ def _safe_name(name: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name))
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    from core.data.loading import looks_like_hub_id
-
-    return looks_like_hub_id(name)
 
 
 # ---- test examples through the data pipeline ----------------------------------------------------

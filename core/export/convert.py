@@ -39,7 +39,7 @@ def parse_shard_size(text: str) -> int:
 
 def _base_local_path(base_ref: str) -> str | None:
     """Resolve the base model to a local folder if possible (``embedded:`` imports it once)."""
-    from core.gguf_import import resolve_model_path
+    from core.refs import resolve_model_path
 
     if not base_ref:
         return None
@@ -114,7 +114,7 @@ def convert_to_hf(src: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: 
 
 
 def _tokenizer_ref(base_ref: str) -> str | None:
-    from core.gguf_import import resolve_tokenizer_path
+    from core.refs import resolve_tokenizer_path
 
     try:
         return resolve_tokenizer_path(base_ref) if base_ref else None

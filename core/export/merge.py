@@ -36,8 +36,7 @@ def _device_map(device: str) -> str:
 
 def resolve_base(base: str) -> str:
     """``embedded:...``, a local folder with config.json, or a hub id (needs the hub cache offline)."""
-    from core.config import _is_hub_id
-    from core.gguf_import import resolve_model_path
+    from core.refs import looks_like_hub_id, resolve_model_path
 
     if not base:
         raise UserError("no base model given.", "Give the base model folder the adapter was trained on.")
@@ -48,7 +47,7 @@ def resolve_base(base: str) -> str:
             raise UserError(f"base model folder {local} has no config.json.",
                             "Point at the folder that holds config.json and the weights.")
         return str(local.resolve())
-    if not _is_hub_id(base):
+    if not looks_like_hub_id(base):
         raise missing_model_error(base, "base model")
     return path
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.chat.session import ChatSession
 from core.errors import UserError
+from core.refs import is_embedded
 
 
 @dataclass
@@ -290,7 +291,7 @@ def default_model_id(src: str) -> str:
     'SmolLM2-135M-Instruct'
     """
     text = str(src).rstrip("/\\")
-    if text.startswith("embedded:"):
+    if is_embedded(text):
         return text.split(":", 1)[1]
     name = Path(text).name
     return name[:-5] if name.lower().endswith(".gguf") else name

@@ -184,11 +184,12 @@ def _write_run_files(cfg: RunConfig, rd: RunDir, cmd: list[str], note: str) -> N
 def _absolute_paths(cfg: RunConfig) -> None:
     """Relative paths that exist from the current folder become absolute (hub ids and presets stay)."""
     from core.config import DEEPSPEED_PRESETS
+    from core.refs import is_embedded
 
     for section, name in (("model", "name_or_path"), ("data", "path"), ("distributed", "deepspeed")):
         obj = getattr(cfg, section)
         value = getattr(obj, name)
-        if not value or value.startswith("embedded:") or value in DEEPSPEED_PRESETS or os.path.isabs(value):
+        if not value or is_embedded(value) or value in DEEPSPEED_PRESETS or os.path.isabs(value):
             continue
         path = Path(value).expanduser()
         if path.exists():

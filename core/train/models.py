@@ -130,7 +130,7 @@ def moe_refusal(config: dict, cfg: RunConfig) -> str | None:
 
 
 def model_path(cfg: RunConfig) -> str:
-    from core.gguf_import import resolve_model_path
+    from core.refs import resolve_model_path
 
     return resolve_model_path(cfg.model.name_or_path)
 
