@@ -99,8 +99,7 @@ def test_the_trainer_refuses_pairs_left_without_answers_even_if_the_data_check_m
         tmp_path, tiny_model_dir, stage, monkeypatch):
     import core.data.preference as preference
 
-    monkeypatch.setattr(preference, "_check_lengths",
-                        lambda out, *a, **k: out.setdefault("truncated", [False] * len(out["drop_reason"])))
+    monkeypatch.setattr(preference, "_check_lengths", lambda *a, **k: None)
     path, _ = _long_pairs(tmp_path, 6, 0)
     run_dir, status, train = _run(tmp_path, tiny_model_dir, path, stage, ["method.finetuning=full"])
     assert status["state"] == "failed" and status["kind"] == "bad_data", status
@@ -119,3 +118,24 @@ def test_orpo_with_some_long_prompts_trains_on_the_others_with_a_real_loss(tmp_p
     assert status["dataset"]["dropped_total"] == 6 and status["dataset"]["kept"] == 6, status["dataset"]
     assert len(train) == 3
     assert all(math.isfinite(t["loss"]) and t["loss"] > 0 and t["grad_norm"] for t in train), train
+
+
+def test_the_data_preview_of_a_preference_stage_counts_pairs_and_names_rows(tmp_path, tokenizer):
+    """The Data tab's preview with method DPO/ORPO used to fail with 'Use build_preference_data'."""
+    from core.config import DataConfig
+    from core.data.preference import prompt_fills_reason
+    from core.data.preview import preview
+
+    path, rows = _long_pairs(tmp_path, 5, 3)
+    short_rows = [i for i, r in enumerate(rows) if not r["prompt"].startswith(LONG_PROMPT)]
+    result = preview(DataConfig(path=str(path), template="chat_template", max_length=64), tokenizer, stage="orpo")
+    s = result.stats
+    assert (s.rows, s.kept, s.dropped) == (8, 3, {prompt_fills_reason(64): 5})
+    assert len(s.lengths) == 3 and 0 < s.supervised_tokens < s.total_tokens == sum(s.lengths) <= 3 * 64
+    assert s.drop_examples[prompt_fills_reason(64)] == min(set(range(8)) - set(short_rows))
+    assert [x.index for x in result.samples] == short_rows
+    first = result.samples[0]
+    assert first.segments[1] == (rows[short_rows[0]]["chosen"], True) and not first.segments[0][1]
+    assert first.conversation[0]["rejected"] == rows[short_rows[0]]["rejected"]
+    assert f"5 row(s) dropped: {prompt_fills_reason(64)} (first: row {s.drop_examples[prompt_fills_reason(64)]})" \
+        in result.warnings()

@@ -150,7 +150,6 @@ def _prompt_text(prompt, template: str, tokenizer) -> str:
 def _check_lengths(out: dict, template: str, tokenizer, max_length: int) -> None:
     """Drop pairs whose prompt fills max_length, cut answers far past it, mark the truncated ones."""
     live = [j for j, reason in enumerate(out["drop_reason"]) if not reason]
-    out["truncated"] = [False] * len(out["drop_reason"])
     if not live or not max_length:
         return
     bos = tokenizer.bos_token if tokenizer.bos_token_id is not None else None
@@ -173,15 +172,20 @@ def _check_lengths(out: dict, template: str, tokenizer, max_length: int) -> None
                                                   _fit(tokenizer, answers, [r for _, _, r in owners])):
         if n + 1 > room:  # + the EOS TRL appends
             out["truncated"][j] = True
+        if key == "chosen":
+            out["supervised"][j] = min(n + 1, room)
+            out["length"][j] = max_length - room + out["supervised"][j]
         if head is not text_in and len(head) < len(text_in):
             value = out[key][j]
             out[key][j] = [{**value[0], "content": head}] if isinstance(value, list) else head
 
 
-def pairs_batch(batch: dict, *, template: str, tokenizer, system: str, bos_text: bool, max_length: int = 0) -> dict:
+def pairs_batch(batch: dict, indices: list[int] | None = None, *, template: str, tokenizer, system: str,
+                bos_text: bool, max_length: int = 0) -> dict:
     keys = list(batch)
     n = len(batch[keys[0]]) if keys else 0
-    out = {"prompt": [], "chosen": [], "rejected": [], "drop_reason": []}
+    out = {"prompt": [], "chosen": [], "rejected": [], "drop_reason": [],
+           "row": list(indices) if indices is not None else list(range(n))}
     suffix = "" if template == CHAT_TEMPLATE else get_template(template).suffix
     bos_ids, _ = bos_eos_ids(tokenizer)
     bos_str = "".join(tokenizer.convert_ids_to_tokens(bos_ids)) if bos_ids else ""
@@ -207,25 +211,32 @@ def pairs_batch(batch: dict, *, template: str, tokenizer, system: str, bos_text:
             out["chosen"].append(chosen + suffix if chosen else "")
             out["rejected"].append(rejected + suffix if rejected else "")
         out["drop_reason"].append(reason)
+    out["truncated"] = [False] * n
+    out["length"] = [0] * n  # prompt + chosen as TRL will cut them
+    out["supervised"] = [0] * n  # chosen tokens within max_length
     _check_lengths(out, template, tokenizer, max_length)
     return out
 
 
-def _encode_pairs(ds, template, tokenizer, system, path, num_proc, max_length: int = 0):
+def _encode_pairs(ds, template, tokenizer, system, path, num_proc, max_length: int = 0, keep_rows: bool = False):
     bos_text = template != CHAT_TEMPLATE and _bos_text_needed(tokenizer)
-    pairs = ds.map(pairs_batch, batched=True, remove_columns=ds.column_names,
+    pairs = ds.map(pairs_batch, batched=True, with_indices=True, remove_columns=ds.column_names,
                    fn_kwargs={"template": template, "tokenizer": tokenizer, "system": system, "bos_text": bos_text,
                               "max_length": max_length},
                    num_proc=num_proc if num_proc > 1 and ds.num_rows >= 2000 else None, desc="Preference pairs")
     stats = DatasetStats(rows=ds.num_rows, template=template, map_fn="preference", max_length=max_length)
-    table = pairs.with_format("arrow", columns=["drop_reason", "truncated"])[:]
-    reasons, truncated = table.column("drop_reason").to_pylist(), table.column("truncated").to_pylist()
-    for i, (reason, cut) in enumerate(zip(reasons, truncated)):
+    names = ["drop_reason", "truncated", "length", "supervised"]
+    table = pairs.with_format("arrow", columns=names)[:]
+    for i, (reason, cut, length, supervised) in enumerate(zip(*(table.column(c).to_pylist() for c in names))):
         if reason:
             stats.add_drop(reason, i)
         else:
             stats.kept += 1
             stats.truncated += bool(cut)
+            if length:
+                stats.lengths.append(length)
+                stats.total_tokens += length
+                stats.supervised_tokens += supervised
     if stats.kept == 0:
         fix = "Preference data needs prompt, chosen and rejected (see docs/data.md)."
         if prompt_fills_reason(max_length) in stats.dropped:
@@ -235,16 +246,20 @@ def _encode_pairs(ds, template, tokenizer, system, path, num_proc, max_length: i
                         f"{stats.drop_summary()}.", fix)
     if stats.dropped:
         pairs = pairs.filter(lambda r: [not x for x in r], input_columns=["drop_reason"], batched=True)
-    pairs = pairs.remove_columns(["drop_reason", "truncated"])
+    pairs = pairs.remove_columns(names + ([] if keep_rows else ["row"]))
     stats.sequences = pairs.num_rows
     return pairs, stats
 
 
-def build_preference_data(data, tokenizer, *, model_name_or_path: str = "", seed: int = 42) -> BuiltData:
-    """Load preference pairs as TRL DPO/ORPO rows: prompt / chosen / rejected (+ stats)."""
+def build_preference_data(data, tokenizer, *, model_name_or_path: str = "", seed: int = 42, rows=None,
+                          keep_rows: bool = False) -> BuiltData:
+    """Load preference pairs as TRL DPO/ORPO rows: prompt / chosen / rejected (+ stats).
+
+    ``rows``: the already loaded Dataset of ``data.path``; ``keep_rows`` keeps a ``row`` column (each
+    pair's row number, for previews; TRL must not get it)."""
     from core.data.loading import load_rows
 
-    ds = load_rows(data.path, split=data.split)
+    ds = rows if rows is not None else load_rows(data.path, split=data.split)
     cols = set(ds.column_names)
     if "label" in cols and "rejected" not in cols:
         raise DataError(f"{data.path} looks like KTO data (single answers with a label), not preference pairs.",
@@ -257,7 +272,7 @@ def build_preference_data(data, tokenizer, *, model_name_or_path: str = "", seed
         ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
     train_rows, eval_rows = _split_eval(ds, data.eval_size, seed)
     train, stats = _encode_pairs(train_rows, template, tokenizer, data.system, data.path, data.num_proc,
-                                 data.max_length)
+                                 data.max_length, keep_rows)
     eval_ds = eval_stats = None
     if eval_rows is not None:
         eval_ds, eval_stats = _encode_pairs(eval_rows, template, tokenizer, data.system, data.path, data.num_proc,

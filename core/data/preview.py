@@ -85,6 +85,8 @@ def preview(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft"
     from core.data.loading import load_rows
 
     ds = rows if rows is not None else load_rows(data.path, split=data.split)
+    if stage in ("dpo", "orpo"):
+        return _preference_preview(data, tokenizer, ds, model_name_or_path, n)
     spec = make_spec(data, tokenizer, ds.column_names, ds[0], model_name_or_path=model_name_or_path or "",
                      stage=stage)
     limit = ds.num_rows if not max_stats_rows else min(ds.num_rows, int(max_stats_rows))
@@ -114,4 +116,28 @@ def preview(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft"
     if stats.kept == 0:
         raise nothing_left_error(stats, data.path)
     return DataPreview(samples=samples, stats=stats, map_fn=spec.map_fn.name, template=spec.template,
+                       columns=list(ds.column_names))
+
+
+def _preference_preview(data, tokenizer, ds, model_name_or_path: str, n: int) -> DataPreview:
+    """DPO/ORPO pairs as TRL will get them: the prompt (masked) then the chosen answer (learned); the
+    rejected answer is shown in the conversation. Statistics count the pairs kept and dropped."""
+    from dataclasses import replace
+
+    from core.data.preference import build_preference_data
+    from core.data.templates import CHAT_TEMPLATE
+
+    built = build_preference_data(replace(data, eval_size=0, max_samples=0), tokenizer,
+                                  model_name_or_path=model_name_or_path, rows=ds, keep_rows=True)
+    samples = []
+    for pair in built.train.select(range(min(n, built.train.num_rows))):
+        prompt, chosen, rejected = pair["prompt"], pair["chosen"], pair["rejected"]
+        if built.template == CHAT_TEMPLATE:
+            prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            chosen, rejected = chosen[0]["content"], rejected[0]["content"]
+        samples.append(SamplePreview(index=pair["row"], conversation=[{"input": prompt, "output": chosen,
+                                                                       "rejected": rejected}],
+                                     text=prompt + chosen, segments=[(prompt, False), (chosen, True)],
+                                     input_ids=[], labels=[]))
+    return DataPreview(samples=samples, stats=built.stats, map_fn="preference", template=built.template,
                        columns=list(ds.column_names))
