@@ -71,6 +71,8 @@ class ModelConfig:
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, about 30% slower.")
     offload_checkpoints: bool = _f(False, "With gradient checkpointing: keep each layer's saved input in (pinned) CPU memory "
                                    "instead of on the GPU, copied back in the backward pass (less GPU memory, a little slower).")
+    offload_embeddings: bool = _f(False, "LoRA/QLoRA: keep the frozen input embedding table in CPU memory and look tokens "
+                                  "up there (saves vocab x hidden x 2 bytes of GPU memory; not for tied embeddings).")
 
 
 @dataclass

@@ -69,7 +69,9 @@ class MemoryParams:
     nf4_double_quant_bytes: float = 1 / 64 + 4 / (64 * 256)  # 8-bit absmax + fp32 constant per 256 blocks
     int8_bytes: float = 1.0                      # LLM.int8 weights (+ an fp32 scale per output row)
     offload_live_layers: int = 2                 # offloaded checkpoints: the layer input in flight + the one copied back
-    chunked_logit_bytes: int = 8                 # chunked loss: fp32 logits + exp/grad per chunk element (+ a 16-bit copy)
+    attention_lse_bytes: int = 4                 # flash/SDPA keep an fp32 log-sum-exp per head and token
+    chunked_logit_bytes: int = 6                 # chunked loss: fp32 work per chunk logit on top of its 16-bit copy
+                                                 # (measured: bench/memory_audit.py, peak 8 B per chunk logit)
     adapter_bytes: int = 4                       # peft autocast_adapter_dtype keeps LoRA weights in fp32
     optimizer_state_bytes: dict = field(default_factory=lambda: {
         "adamw_torch": 8, "adamw_torch_fused": 8, "paged_adamw_32bit": 8,  # fp32 m and v
@@ -244,6 +246,15 @@ def estimate_from_spec(cfg: RunConfig, spec: ArchSpec, inv: ParamInventory, *, g
                               details=details, notes=notes)
     activations = activation_bytes(cfg, spec, inv, tokens=tokens, a=a, params=p, details=details)
     logits = logits_bytes(cfg, spec, tokens=tokens, a=a, params=p, details=details)
+    # The loss' buffers are freed before the backward pass reaches the last decoder layer, so at the peak
+    # either they or the recomputed layer's tensors are alive, not both (measured: bench/memory_audit.py).
+    if cfg.model.gradient_checkpointing:
+        transient = activations - details.get("activation_checkpoints", 0) - details.get("attention_mask", 0)
+        overlap = min(logits, max(0, transient))
+        details["logits_total"], details["logits_overlap"] = int(logits), int(overlap)
+        if overlap:
+            details["logits_why"] += f" ({overlap / GiB:.2f} GB freed before the recomputed layer's peak)"
+        logits -= overlap
 
     dynamic = sum(state.values()) + activations + logits + details.get("dequant_buffer", 0) \
         + details.get("deepspeed_buffers", 0)

@@ -9,8 +9,9 @@ The steps go from free to costly, and each is taken only while the estimate is s
 5. full fine-tune -> LoRA -> QLoRA (4-bit base), with LoRA's usual learning rate;
 6. an 8-bit paged AdamW (the QLoRA paper's optimizer);
 7. gradient checkpoints offloaded to CPU memory;
-8. LoRA rank down to 16, alpha scaled to keep alpha / r;
-9. max_length halved, down to 256 tokens.
+8. the frozen input embeddings kept in CPU memory (LoRA/QLoRA, untied);
+9. LoRA rank down to 16, alpha scaled to keep alpha / r;
+10. max_length halved, down to 256 tokens.
 
 If even that does not fit, :class:`CannotFit` says by how much, with the changes it tried.
 """
@@ -105,6 +106,14 @@ def _offload(cfg):
     return "gradient checkpoints offloaded to CPU memory"
 
 
+def _embeddings(cfg):
+    m = cfg.model
+    if not cfg.uses_lora or m.offload_embeddings:
+        return None
+    m.offload_embeddings = True
+    return "input embeddings kept in CPU memory"
+
+
 def _rank(cfg):
     lo = cfg.lora
     if not cfg.uses_lora or lo.r <= MIN_LORA_RANK:
@@ -126,7 +135,7 @@ def _shorter(cfg):
 
 # (step, may repeat)
 STEPS = ((_precision, False), (_checkpointing, False), (_batch_one, False), (_zero, True), (_method, True),
-         (_optimizer, False), (_offload, False), (_rank, False), (_shorter, True))
+         (_optimizer, False), (_offload, False), (_embeddings, False), (_rank, False), (_shorter, True))
 
 
 def fit(cfg: RunConfig, gpu_gb: float) -> tuple[RunConfig, list[str]]:

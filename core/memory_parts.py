@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from core.model_info import ArchSpec, human_count
 from core.model_params import ParamInventory
-from core.train.models import parameter_dtypes
+from core.train.models import embeddings_offloaded, parameter_dtypes
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
@@ -65,6 +65,12 @@ def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: st
         weights = n_params * 4 + copies
         details["autocast_weight_copies"] = int(copies)
         details["weights_why"] = f"{human_count(n_params)} in fp32 + {precision} autocast copies"
+    if method != "full" and embeddings_offloaded(cfg, {"tie_word_embeddings": spec.tied_embeddings,
+                                                       "model_type": spec.model_type}):
+        host = inv.embedding * (rest_bytes if method == "qlora" else a)
+        weights -= host
+        details["embeddings_on_cpu"] = int(host)
+        details["weights_why"] += f"; the {human_count(inv.embedding)} input embeddings in CPU memory"
     if cfg.method.stage == "dpo" and method == "full":
         weights += n_params * a
         details["reference_model"] = n_params * a
@@ -126,7 +132,7 @@ def model_state_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, precision: st
         copies = 2 if (ds.get("overlap_comm") and stage < 3) else 1
         buffers = ds.get("bucket", 0) * bucket_bytes * copies
         details["deepspeed_buffers"] = int(buffers)
-    details["cpu_offloaded"] = int(cpu)
+    details["cpu_offloaded"] = int(cpu + details.get("embeddings_on_cpu", 0))
 
     # -- transient full-size weight buffers
     dequant = inv.largest_linear * a if method == "qlora" else 0
@@ -147,7 +153,11 @@ def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a
     stream = a
 
     norms = 2 * p.norm_input_bytes * h
-    attention = a * (2 * q + 2 * kv)
+    # flash-attention takes k/v at their GQA width; transformers' SDPA path repeats them to every query
+    # head when there is a mask (packed batches), and that mask is a batch x T x T 16-bit tensor
+    flash = attention_kernel(cfg) == "flash_attention_2"
+    kv_kept = kv if flash else q
+    attention = a * (2 * q + 2 * kv_kept) + p.attention_lse_bytes * spec.heads
     mlp = a * (3 * I if spec.gated_mlp else I)
     if spec.experts:  # tokens are gathered into each chosen expert and scattered back
         mlp += 2 * a * h * spec.experts_per_token
@@ -157,8 +167,12 @@ def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a
         mask = p.dropout_mask_bytes if cfg.lora.dropout > 0 else 0
         targets = cfg.lora.target_modules
         lora = inv.lora_input_width(targets, L) * (a + mask) + inv.lora_rank_outputs(targets, L) * cfg.lora.r * a
+        if a == 2 and not cfg.distributed.deepspeed:
+            # autocast's 16-bit copies of a layer's fp32 adapters, saved for the backward
+            copies = inv.lora_params(cfg.lora.r, targets, dora=cfg.lora.use_dora) / max(1, L) * a
+            details["activation_adapter_copies"] = int(copies)
     per_layer = norms + attention + mlp + inputs + lora
-    head = p.norm_input_bytes * h + (a * h if full else 0)
+    head = p.norm_input_bytes * h + a * h  # the final norm's fp32 input, the output head's 16-bit input
     workspace = p.backward_workspace_tensors * max(h, I, q + 2 * kv) * 4
     if cfg.model.gradient_checkpointing:
         kept = L
@@ -166,6 +180,7 @@ def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a
             kept = min(L, p.offload_live_layers)
             details["checkpoints_on_cpu"] = int(tokens * (L - kept) * stream * h)
         per_token = kept * stream * h + per_layer + head + workspace
+        details["activation_checkpoints"] = int(tokens * kept * stream * h)
         where = f"checkpoints {L} x {stream}h" if kept == L else \
             f"checkpoints {L} x {stream}h in CPU memory ({kept} on the GPU)"
         details["activations_why"] = f"{where} + 1 recomputed layer ({per_layer / 1024:.0f} KiB/token)"
@@ -173,5 +188,21 @@ def activation_bytes(cfg, spec: ArchSpec, inv: ParamInventory, *, tokens: int, a
         per_token = L * per_layer + head + workspace
         details["activations_why"] = f"{L} layers x {per_layer / 1024:.0f} KiB/token"
     details["activation_bytes_per_token_per_layer"] = int(per_layer)
+    copies = details.get("activation_adapter_copies", 0)
+    details["activation_layer"] = int(tokens * per_layer + copies)
+    extra = copies * (1 if cfg.model.gradient_checkpointing else L)
+    if not flash and cfg.data.pack:
+        details["attention_mask"] = int(tokens * cfg.data.max_length * a)
+        extra += details["attention_mask"]
     details["tokens_per_micro_batch"] = tokens
-    return int(tokens * per_token)
+    return int(tokens * per_token + extra)
+
+
+def attention_kernel(cfg) -> str:
+    """The attention the trainer will use on a GPU (core.train.models.resolve_attn, without asking for CUDA)."""
+    import importlib.util
+
+    want = cfg.model.attn_implementation
+    if want != "auto":
+        return want
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") is not None else "sdpa"

@@ -130,7 +130,8 @@ DATASETS = {
 CPU_DEMO = {"data.max_length": 256, "training.batch_size": 4, "training.gradient_accumulation": 1,
             "training.learning_rate": 1e-3, "lora.r": 16, "lora.alpha": 32, "lora.dropout": 0.0,
             "model.gradient_checkpointing": False, "training.save_steps": 0, "training.logging_steps": 1,
-            "training.optimizer": "adamw_torch", "model.offload_checkpoints": False}
+            "training.optimizer": "adamw_torch", "model.offload_checkpoints": False,
+            "model.offload_embeddings": False}
 
 # Full fine-tunes of multi-billion models need several GPUs: XTuner runs them with 8 GPUs and ZeRO-3.
 MULTI_GPU_FULL = {"distributed.nproc_per_node": 8, "distributed.deepspeed": "zero3"}
@@ -219,6 +220,7 @@ def build(model_key: str, method: str, data_key: str, epochs: int, extra: dict) 
         # the loss is chunked by training.loss "auto". Plain AdamW is training.optimizer=adamw_torch.
         cfg.training.optimizer = "paged_adamw_8bit"
         cfg.model.offload_checkpoints = True
+        cfg.model.offload_embeddings = True
     if data.prompts:
         cfg.eval.prompts = list(data.prompts)
     cfg.output.name = name

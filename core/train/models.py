@@ -77,6 +77,17 @@ def parameter_dtypes(cfg: RunConfig, precision: str) -> dict:
     return {"quantized": quantized, "frozen": frozen, "adapters": "fp32", "trainable": "fp32"}
 
 
+def embeddings_offloaded(cfg: RunConfig, config: dict) -> bool:
+    """Whether the input embedding table lives in CPU memory (core.train.embed_offload; the estimate asks too).
+
+    Only for frozen tables (LoRA/QLoRA) that the output head does not share, and not for Gemma, whose
+    embedding subclass scales its output.
+    """
+    tied = config.get("tie_word_embeddings", config.get("tied_embeddings", True))
+    return bool(cfg.model.offload_embeddings and cfg.uses_lora and not tied
+                and not str(config.get("model_type", "")).startswith("gemma"))
+
+
 def resolve_loss(cfg: RunConfig, *, cuda: bool | None = None) -> str:
     """'liger' | 'chunked' | 'standard' for this run.
 
@@ -186,6 +197,11 @@ def load_model(cfg: RunConfig, *, local_rank: int = 0, deepspeed: bool = False, 
         prepare_kbit(model, cfg, torch_dtype(parameter_dtypes(cfg, precision)["frozen"]))
     if cfg.uses_lora and add_adapters:
         model = add_lora(model, cfg)
+    if embeddings_offloaded(cfg, model.config.to_dict()):
+        from core.train.embed_offload import offload_input_embeddings
+
+        if offload_input_embeddings(model) and cfg.model.gradient_checkpointing:
+            model.enable_input_require_grads()  # the hook left with the GPU embedding module
     if cfg.model.gradient_checkpointing and cfg.model.offload_checkpoints:
         from core.train.checkpointing import enable_offloaded_checkpointing
 
