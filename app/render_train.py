@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from app.locales import text
@@ -138,6 +139,40 @@ def failure_html(status: dict, log_lines: list[str], lang: str) -> str:
     log_html = (f'<details open><summary>{escape(text("log_lines", lang))}</summary>'
                 f'<pre class="ts-loglines">{escape(chr(10).join(lines[-25:]))}</pre></details>') if lines else ""
     return f'<div class="ts-error ts-failure"><b>{escape(str(error))}</b>{advice_html}{log_html}</div>'
+
+
+# Lines a CPU or LoRA run prints that say nothing about this run (train.log keeps them all).
+LOG_NOISE = (
+    re.compile(r"Failed to load CPU gemm_4bit_forward|No module named 'kernels'|pip install kernels"),
+    re.compile(r"\bFutureWarning\b|\bDeprecationWarning\b"),
+    re.compile(r"^\s*warnings\.warn\("),
+    re.compile(r"Setting accelerator to CPU"),
+    re.compile(r"\d+/\d+ \[[0-9:<?]+.*(it/s|s/it|examples/s)\]"),  # progress bars (tqdm)
+    re.compile(r"^(Generating \w+ split|Map|Filter|Converting and de-quantizing|Loading weights|Writing model "
+               r"shards)\b.*\d+%"),
+)
+# A line like these is never hidden, whatever else it matches.
+LOG_KEEP = re.compile(r"Traceback|Error\b|error:|Exception|Killed|out of memory|\[tunesmith\]", re.I)
+
+
+def useful_log_lines(lines: list[str]) -> tuple[list[str], int]:
+    """The log lines worth a user's eye and how many were left out: known noise goes (kernel-package
+    hints, FutureWarnings with their ``warnings.warn(`` line, progress bars); errors, tracebacks (from
+    the first ``Traceback`` on) and Tunesmith's own lines always stay.
+
+    >>> useful_log_lines(["Failed to load CPU gemm_4bit_forward from kernels-community: No module named "
+    ...                   "'kernels'", "x.py:1: FutureWarning: old", "  warnings.warn(", "[tunesmith] step 1/2",
+    ...                   "Traceback (most recent call last):", "  warnings.warn(", "ValueError: bad"])
+    (['[tunesmith] step 1/2', 'Traceback (most recent call last):', '  warnings.warn(', 'ValueError: bad'], 3)
+    """
+    kept, hidden, in_trace = [], 0, False
+    for line in lines:
+        in_trace = in_trace or line.startswith("Traceback")
+        if not in_trace and not LOG_KEEP.search(line) and any(p.search(line) for p in LOG_NOISE):
+            hidden += 1
+            continue
+        kept.append(line)
+    return kept, hidden
 
 
 def log_html(lines: list[str], title: str = "train.log") -> str:

@@ -65,3 +65,22 @@ def test_samples_and_run_choice():
                          {"step": 20, "prompt": "Who are you?", "answer": "<b>"}])
     assert html.index("step 20") < html.index("step 10") and "&lt;b&gt;" in html
     assert run_choice({"name": "r", "state": "finished", "run_dir": "/r"}) == ("r · finished", "/r")
+
+
+def test_log_tail_hides_known_noise_but_never_errors():
+    # issue 12 item 8: what a CPU LoRA run prints that alarms and means nothing
+    from app.render_train import useful_log_lines
+
+    lines = ["Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'. Please make "
+             "sure you already `pip install kernels` and the kernels >= 0.11.1",
+             "/x/modeling_utils.py:3303: FutureWarning: `is_gradient_checkpointing` is deprecated",
+             "  warnings.warn(",
+             "[2026-12-01 21:26:15,176] [WARNING] [real_accelerator.py:213:get_accelerator] Setting accelerator to "
+             "CPU. If you have GPU or other accelerator, we were unable to detect it.",
+             "Loading weights: 100%|██████████| 272/272 [00:00<00:00, 8611.17it/s]",
+             "[tunesmith] step 1/12 loss 3.2765",
+             "RuntimeError: CUDA error: device-side assert",
+             "Traceback (most recent call last):", "  File \"x.py\", line 1", "FutureWarning inside a traceback"]
+    kept, hidden = useful_log_lines(lines)
+    assert hidden == 5
+    assert kept == lines[5:]

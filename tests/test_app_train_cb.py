@@ -135,7 +135,7 @@ def test_poll_fills_progress_plots_log_and_samples(settings):
     out = train_cb.poll(values, settings)
     assert 'data-frac="0.5000"' in out["train/progress"] and "step 5 / 10" in out["train/progress"]
     assert out["train/plot_loss"]["value"]["value"].round(3).tolist() == [2.8, 2.6, 2.4, 2.2, 2.0]
-    assert out["train/plot_loss"]["colors_in_legend"] == ["loss"]
+    assert out["train/plot_loss"]["colors_in_legend"] == []  # one series: no legend to read "series"
     assert 'data-points="5"' in out["train/points"]
     assert out["train/runs"]["value"] == str(rd.path)  # the list is relabelled when the state changes
     assert "I am a bot." in out["train/samples"] and out["train/log"].endswith("step 5</pre></div>")

@@ -15,10 +15,10 @@ from pathlib import Path
 from app import commands
 from app.callbacks.common import app_folders, check_config, check_run_folder, checked_config, lang_of, problems_html
 from app.locales import text
-from app.plots import metric_frames, y_title
+from app.plots import metric_frames, series_name, y_title
 from app.registry import Update, ok_html
 from app.render_train import (failure_html, fmt_seconds, log_html, phase_text, progress_html, run_choice, run_elapsed,
-                              samples_html)
+                              samples_html, useful_log_lines)
 from app.run_queue import QUEUED, active_runs, cancel, enqueue
 from app.security import sanitize_filename
 from app.settings import AppSettings
@@ -286,14 +286,22 @@ def form_of_run(run_dir: str) -> dict:
     return values_from_config(cfg)
 
 
-def plot_update(frame, title: str) -> Update:
+def plot_update(frame, title: str, plot: str = "loss", lang: str = "en", log_scale: bool = False) -> Update:
     """A LinePlot update. gradio's plot builds its chart spec (axis types, colour domain) on the first
     data it gets and on prop changes only, so: no data is sent as None (never an empty, untyped
     frame), and ``colors_in_legend`` lists the series present, so a series that appears later
-    (eval loss) rebuilds the spec."""
+    (eval loss) rebuilds the spec. One series needs no legend (its title would read "series");
+    steps tick as whole numbers, values in a readable format, and a lone point shows as a dash."""
+    from app.plots import COLORS, PLOTS, Y_FORMATS, plot_frame, series_name
+
     if frame is None or len(frame) == 0:
         return Update(value=None, y_title=title)
-    return Update(value=frame, y_title=title, colors_in_legend=sorted(set(frame["series"])))
+    series = sorted(set(frame["series"]))
+    shown, x_lim = plot_frame(frame)
+    colors = {series_name(name, lang): COLORS[name] for _key, name in PLOTS[plot]}
+    return Update(value=shown, y_title=title, x_title=text("axis_step", lang), x_lim=x_lim, x_axis_format="d",
+                  y_axis_format=".2~f" if log_scale else Y_FORMATS[plot], color_title="",
+                  colors_in_legend=series if len(series) > 1 else [], color_map=colors)
 
 
 def go_to_train(values: dict) -> dict:
@@ -335,16 +343,18 @@ def poll(values: dict, settings: AppSettings) -> dict:
     log_scale = bool(values.get("train/log_scale"))
     lang = lang_of(values)
     log_lines = rd.log_tail(60)
+    useful, hidden = useful_log_lines(rd.log_tail(200))
+    title = f"{rd.log_path.name} · {rd.log_path}" + (" · " + text("log_hidden", lang, n=hidden) if hidden else "")
     out = {"train/progress": progress_html(status, rows[-1] if rows else None, lang, rd.path.name),
-           "train/log": log_html(log_lines, f"{rd.log_path.name} · {rd.log_path}"),
+           "train/log": log_html(useful[-60:], title),
            "train/failure": failure_html(status, log_lines, lang)}
-    seen = f"{rd.path}|{len(rows)}|{log_scale}|{len(samples)}|{status.get('state')}"
+    seen = f"{rd.path}|{len(rows)}|{log_scale}|{lang}|{len(samples)}|{status.get('state')}"
     if seen != values.get(SEEN):
-        frames = metric_frames(rows, log_scale=log_scale)
+        frames = metric_frames(rows, log_scale=log_scale, lang=lang)
         for plot, elem_id in PLOT_IDS.items():
-            out[elem_id] = plot_update(frames[plot], y_title(plot, log_scale))
+            out[elem_id] = plot_update(frames[plot], y_title(plot, log_scale, lang), plot, lang, log_scale)
         out["train/samples"] = samples_html(samples)
-        points = int((frames["loss"]["series"] == "loss").sum())
+        points = int((frames["loss"]["series"] == series_name("loss", lang)).sum())
         shown = text("loss_points", lang, n=points)
         out["train/points"] = f'<span class="ts-muted" data-points="{points}">{shown}</span>'
         if seen.rsplit("|", 1)[-1] != str(values.get(SEEN) or "").rsplit("|", 1)[-1]:

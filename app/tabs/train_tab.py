@@ -14,14 +14,15 @@ from app.tabs.widgets import BuildContext, command_box, container, field, widget
 POLL_SECONDS = 2.0
 
 
-COLORS = {"loss": "#3b82f6", "eval loss": "#ef4444", "learning rate": "#8b5cf6", "grad norm": "#f59e0b",
-          "tokens/s": "#22a06b", "peak memory MB": "#6b7280"}
-
-
 def _plot(ctx: BuildContext, elem_id: str, plot: str) -> None:
+    from app.locales import text
+    from app.plots import COLORS, Y_FORMATS, series_name
+
     series = [name for _key, name in PLOTS[plot]]
     widget(ctx, elem_id, gr.LinePlot, is_input=False, x="step", y="value", color="series", height=220,
-           y_title=y_title(plot, False), x_title="step", color_map={n: COLORS[n] for n in series}, value=None)
+           y_title=y_title(plot, False, ctx.lang), x_title=text("axis_step", ctx.lang), color_title="",
+           x_axis_format="d", y_axis_format=Y_FORMATS[plot],
+           color_map={series_name(n, ctx.lang): COLORS[n] for n in series}, value=None)
 
 
 def build(ctx: BuildContext) -> None:
