@@ -66,7 +66,7 @@ def test_non_text_contents_drop_their_row_with_the_field_and_row_number(tokenize
 
 @pytest.mark.parametrize("rows,reason", [
     ([{"instruction": ["a", "b"], "output": "x"}], "'instruction' is a list, not text (first: row 0)"),
-    ([{"input": "q", "output": False}], "the answer is true/false, not text (first: row 0)"),
+    ([{"input": "q", "output": False}], "is true/false, not text (first: row 0)"),
     ([{"conversations": [{"from": "human", "value": {"t": 1}}, {"from": "gpt", "value": "a"}]}],
      "a message's 'value' is an object, not text (first: row 0)"),
     ([{"conversations": [{"from": "human"}, {"from": "gpt", "value": "a"}]}],
