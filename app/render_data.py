@@ -166,14 +166,22 @@ def human_count(n: Any) -> str:
     return f"{n:,}"
 
 
-def facts_html(facts: dict) -> str:
-    """Model facts as a two-column table, the most useful first."""
+def facts_html(facts: dict, lang: str = "en") -> str:
+    """Model facts as a two-column table, the most useful first: plain names, with config.json's key in
+    the tooltip (``kv_heads`` reads "Key/value heads (grouped-query attention)")."""
+    from app.locales import MESSAGES, text
+
     keys = [k for k in FACT_ORDER if k in facts] + [k for k in facts if k not in FACT_ORDER and k not in FACT_SKIP]
+    table = MESSAGES.get(lang, MESSAGES["en"])
     body = []
     for key in keys:
         value = facts[key]
         if isinstance(value, (dict, list)):
             continue
         shown = human_count(value) if key == "params" else value
-        body.append(f"<tr><td>{escape(key)}</td><td>{escape(str(shown))}</td></tr>")
+        if isinstance(value, bool):
+            shown = text("yes" if value else "no", lang)
+        name = text(f"fact_{key}", lang) if f"fact_{key}" in table else key
+        body.append(f'<tr><td title="{escape(key)}" data-key="{escape(key)}">{escape(name)}</td>'
+                    f"<td>{escape(str(shown))}</td></tr>")
     return f'<table class="ts-table ts-facts">{"".join(body)}</table>'

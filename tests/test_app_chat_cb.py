@@ -48,8 +48,8 @@ def test_load_then_stream_an_answer(settings, tiny_model_dir):
 
 
 def test_bad_inputs_give_clear_messages(settings, tiny_model_dir):
-    with pytest.raises(UserError, match="Load"):
-        list(chat_cb.send(_values(tiny_model_dir, **{"chat/input": "hi"}), settings))
+    with pytest.raises(UserError, match="Load"):  # nothing chosen (with a model chosen, Send loads it)
+        list(chat_cb.send(_values(tiny_model_dir, **{"chat/input": "hi", "chat/base": ""}), settings))
     state = list(chat_cb.load(_values(tiny_model_dir), settings))[-1]["chat/state"]
     base = _values(tiny_model_dir, **{"chat/state": state, "chat/input": "hi"})
     with pytest.raises(UserError, match="top_p"):
@@ -81,3 +81,41 @@ def test_the_command_line_follows_the_sampling_boxes_and_parses(settings, tiny_m
     args = build_parser().parse_args(words[3:])
     assert (args.model, args.max_new_tokens, args.top_k, args.temperature, args.repetition_penalty, args.top_p) == \
         (str(tiny_model_dir), 5, 7, 0.3, 1.2, 0.75)
+
+
+# ---- issue 12 item 11: a pre-selected model loads on the first Send; panes and words a user reads
+
+def test_first_send_loads_what_is_chosen(settings, tiny_model_dir):
+    values = _values(tiny_model_dir, **{"chat/state": None, "chat/input": "Hello there"})
+    updates = list(chat_cb.send(values, settings))
+    assert "Loading" in updates[0]["chat/status"]
+    state = next(u["chat/state"] for u in updates if u.get("chat/state") is not None)
+    assert state.tuned.history[-1]["role"] == "assistant"
+    assert updates[-1]["chat/bot"][-2] == {"role": "user", "content": "Hello there"}
+    assert "ended:" in updates[-1]["chat/status"] and "stop:" not in updates[-1]["chat/status"]
+    # nothing chosen: the message says where to choose, not a bare "Load a model first"
+    with pytest.raises(UserError, match="Load a model first") as err:
+        list(chat_cb.send({**values, "chat/base": ""}, settings))
+    assert "Choose what to talk to above" in err.value.fix
+
+
+def test_ab_panes_say_tuned_and_base():
+    on = chat_cb.toggle_ab({"chat/ab": True, "top/lang": "en"})
+    assert on["chat/bot"]["label"] == "Tuned (with the adapter)" and on["chat/bot_b"] == {"visible": True,
+                                                                                        "label": "Base (adapter off)"}
+    assert chat_cb.toggle_ab({"chat/ab": False, "top/lang": "en"})["chat/bot"]["label"] == "Chat"
+    assert chat_cb.toggle_ab({"chat/ab": True, "top/lang": "zh"})["chat/bot"]["label"] == "微调后（带适配器）"
+
+
+def test_answer_line_and_model_facts_in_plain_words():
+    from types import SimpleNamespace
+
+    from app.render_data import facts_html
+
+    info = SimpleNamespace(new_tokens=5, tokens_per_s=2.0, stop_reason="max_new_tokens", trimmed_turns=1)
+    assert chat_cb.answer_info(info, "en") == ("5 tokens · 2.0 tokens/s · ended: reached Max new tokens"
+                                              " · 1 old turn(s) left out to fit the context")
+    html = facts_html({"kv_heads": 3, "tied_embeddings": True, "params": 134515008}, "en")
+    assert '<td title="kv_heads" data-key="kv_heads">Key/value heads (grouped-query attention)</td>' in html
+    assert "Input and output embeddings shared</td><td>yes" in html and "134.5 M" in html
+    assert "键/值头数" in facts_html({"kv_heads": 3}, "zh")

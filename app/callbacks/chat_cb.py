@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app import commands
 from app.callbacks.common import check_source, import_transformers_once, lang_of
-from app.locales import text
+from app.locales import MESSAGES, text
 from app.registry import Update, ok_html
 from app.render_train import run_choice
 from app.settings import AppSettings
@@ -154,7 +154,7 @@ def load(values: dict, settings: AppSettings):
     """Generator: say what is loading, load (or reuse) the engine, start this session's conversation."""
     model, adapter, label = _what_to_load(values, settings)
     gen = generation_settings(values)
-    yield {"chat/status": ok_html(f"Loading {label} …")}
+    yield {"chat/status": ok_html(text("chat_loading", lang_of(values), what=label))}
     key, engine = engine_for(model, adapter, bool(values.get("model.trust_remote_code")))
     template = _template(values, engine)
     system = values.get("chat/system") or None
@@ -220,11 +220,18 @@ def update_interval(streaming: int | None = None) -> float:
 def send(values: dict, settings: AppSettings):
     """Generator: stream the answer into the chat box (then the base model's, in A/B mode)."""
     state: ChatState | None = values.get(STATE)
-    if state is None:
-        raise UserError(text("chat_not_loaded", lang_of(values)), "Choose what to talk to and press Load.")
+    lang = lang_of(values)
     message = (values.get("chat/input") or "").strip()
     if not message:
-        raise UserError("the message is empty.", "Type a question first.")
+        raise UserError(text("chat_empty", lang), text("chat_empty_fix", lang))
+    if state is None:
+        if not _chosen(values):
+            raise UserError(text("chat_not_loaded", lang), text("chat_not_loaded_fix", lang))
+        # Something is chosen (the finished run is pre-selected): the first Send loads it, as Load would.
+        for update in load(values, settings):
+            state = update.get(STATE, state)
+            yield update
+        values = {**values, STATE: state, "chat/bot": [], "chat/bot_b": []}
     ab = bool(values.get("chat/ab"))
     if ab and state.base is None:
         raise UserError("A/B needs a run or adapter loaded (base vs tuned).", "Choose 'run' as the source and Load.")
@@ -247,9 +254,26 @@ def send(values: dict, settings: AppSettings):
                     sent_at = time.monotonic()
         shown[box][-1] = {"role": "assistant", "content": answer}
         info = session.last
-        yield {box: shown[box], "chat/status": ok_html(
-            f"{info.new_tokens} tokens · {info.tokens_per_s:.1f} tokens/s · stop: {info.stop_reason}"
-            + (f" · dropped {info.trimmed_turns} old turn(s) to fit the context" if info.trimmed_turns else ""))}
+        yield {box: shown[box], "chat/status": ok_html(answer_info(info, lang))}
+
+
+def answer_info(info, lang: str) -> str:
+    """The line under an answer, in plain words ("stopped: it said its stop word", not "stop: stop_word").
+
+    >>> from types import SimpleNamespace as NS
+    >>> answer_info(NS(new_tokens=12, tokens_per_s=30.0, stop_reason="stop_word", trimmed_turns=0), "en")
+    '12 tokens · 30.0 tokens/s · ended: the model wrote its end-of-turn text'
+    """
+    reason = info.stop_reason or ""
+    why = text(f"stop_{reason}", lang) if f"stop_{reason}" in MESSAGES.get(lang, MESSAGES["en"]) else reason
+    shown = text("answer_info", lang, n=info.new_tokens, tps=f"{info.tokens_per_s:.1f}", why=why)
+    return shown + (text("answer_trimmed", lang, n=info.trimmed_turns) if info.trimmed_turns else "")
+
+
+def _chosen(values: dict) -> bool:
+    """Whether the source boxes name something to load (a run, a merged folder or a base model)."""
+    source = values.get("chat/source") or "base"
+    return bool(values.get({"run": "chat/run", "merged": "chat/merged"}.get(source, "chat/base")))
 
 
 def stop(values: dict) -> dict:
@@ -278,4 +302,9 @@ def source_fields(values: dict) -> dict:
 
 
 def toggle_ab(values: dict) -> dict:
-    return {"chat/bot_b": Update(visible=bool(values.get("chat/ab")))}
+    """A/B on: the two panes say which is which ("Tuned", "Base"); off: one pane, the chat."""
+    from app.locales import label
+
+    ab, lang = bool(values.get("chat/ab")), lang_of(values)
+    return {"chat/bot_b": Update(visible=ab, label=text("pane_base", lang)),
+            "chat/bot": Update(label=text("pane_tuned", lang) if ab else label("chat/bot", lang))}

@@ -54,7 +54,7 @@ def read_facts(values: dict, settings: AppSettings) -> dict:
 
     name = check_source(values.get("model.name_or_path") or "", settings, "model", allow_embedded=True)
     facts = model_facts(name)
-    return {"model/facts": facts_html(facts), "model/cmd": commands.model_info_command(name), "model/status": ""}
+    return {"model/facts": facts_html(facts, lang_of(values)), "model/cmd": commands.model_info_command(name), "model/status": ""}
 
 
 def import_gguf(values: dict, settings: AppSettings) -> dict:

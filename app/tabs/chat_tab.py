@@ -65,7 +65,8 @@ def wire(ctx: BuildContext, tab) -> None:
              [chat_cb.STATE, "chat/bot", "chat/bot_b", "chat/cmd", "chat/ab"], inputs=chat_inputs,
              status="chat/status")
     for event in (reg["chat/send_btn"].click, reg["chat/input"].submit):
-        reg.wire(event, partial(chat_cb.send, settings=s), ["chat/input", "chat/bot", "chat/bot_b", "chat/cmd"],
+        reg.wire(event, partial(chat_cb.send, settings=s),
+                 ["chat/input", "chat/bot", "chat/bot_b", "chat/cmd", chat_cb.STATE, "chat/ab"],
                  inputs=chat_inputs, status="chat/status")
     reg.wire(reg["chat/stop_btn"].click, chat_cb.stop, [], inputs=[chat_cb.STATE], status="chat/status",
              queue=False)
@@ -74,7 +75,7 @@ def wire(ctx: BuildContext, tab) -> None:
     for bot in ("chat/bot", "chat/bot_b"):  # the chat box's own trash button forgets the conversation too
         reg.wire(reg[bot].clear, chat_cb.clear, ["chat/bot", "chat/bot_b"], inputs=[chat_cb.STATE],
                  status="chat/status")
-    reg.wire(reg["chat/ab"].change, chat_cb.toggle_ab, ["chat/bot_b"], inputs=["chat/ab"])
+    reg.wire(reg["chat/ab"].change, chat_cb.toggle_ab, ["chat/bot_b", "chat/bot"], inputs=["chat/ab"])
     reg.wire(reg["chat/serve_btn"].click, partial(serve_cb.start, settings=s), ["chat/serve_info"],
              inputs=chat_inputs, status="chat/serve_status")
     reg.wire(reg["chat/serve_stop_btn"].click, serve_cb.stop, ["chat/serve_info"], inputs=["top/lang"],
