@@ -114,7 +114,7 @@ def our_trainer(cfg, data, steps: int, run_dir: Path):
     from core.train.callbacks import StopFlag
     from core.train.collate import PackedCollator
     from core.train.dist import DistContext
-    from core.train.models import load_model, load_tokenizer
+    from core.train.models import load_model, load_tokenizer, resolve_loss
     from core.train.rundir import RunDir
     from core.train.trainer import with_run_mixin
     from core.train.workflow import Session, seed_everything, standard_callbacks, training_kwargs
@@ -130,9 +130,11 @@ def our_trainer(cfg, data, steps: int, run_dir: Path):
     model = load_model(cfg)
     timer = StepTimer()
     callbacks = standard_callbacks(cfg, session, tok, template="chat_template", zero3=False) + [timer.callback]
-    trainer = with_run_mixin(Trainer)(model=model, args=args, train_dataset=data,
-                                      data_collator=PackedCollator(tok.pad_token_id), processing_class=tok,
-                                      callbacks=callbacks)
+    loss_impl = resolve_loss(cfg)  # as core/train/sft.py: the chunked loss for LoRA
+    trainer = with_run_mixin(Trainer, logit_free_loss=loss_impl != "standard")(
+        model=model, args=args, train_dataset=data, data_collator=PackedCollator(tok.pad_token_id),
+        processing_class=tok, callbacks=callbacks)
+    trainer.loss_impl = loss_impl
     trainer.setup_run(rd, cfg, save_limit=0)
     from transformers.trainer_callback import PrinterCallback
 

@@ -36,8 +36,10 @@ V = vocabulary, a = bytes of a 16-bit activation (2; 4 in fp32)):
   layer inputs go to CPU memory and only ``offload_live_layers`` of them are on the GPU at a time.
 * logits, for the loss ``core.train.models.resolve_loss`` picks: standard: T x V in the compute dtype,
   its fp32 copy, and the loss' fp32 log-softmax (2 + 4 + 4 B); chunked (and Liger): one chunk of
-  ``core.train.loss.chunk_tokens(V)`` tokens x V at a time (16-bit + 8 B of fp32 work) plus an fp32
-  log-sum-exp per token (Liger also keeps the hidden states' gradient, T x h x a).
+  ``core.train.loss.chunk_tokens(V)`` tokens x V at a time (16-bit + 6 B of fp32 work); the gradient of
+  the hidden states it computes in forward takes the place of the hidden states the head would keep.
+  These buffers are gone before the backward pass recomputes the last layer, so only what exceeds the
+  recomputed layer's tensors counts (``logits_overlap``).
 * overhead: CUDA context, QLoRA's de-quantisation buffer, DeepSpeed buckets, plus a share of
   everything for allocator fragmentation.
 
@@ -295,8 +297,9 @@ def logits_bytes(cfg: RunConfig, spec: ArchSpec, *, tokens: int, a: int, params:
         details["logits_why"] = f"{tokens:,} tokens x {spec.vocab:,} vocab"
         return tokens * spec.vocab * (sixteen + p.logits_loss_bytes)
     chunk = chunk_tokens(spec.vocab, tokens)
-    # one fp32 log-sum-exp per token is kept; Liger also keeps the hidden states' gradient from its forward
-    kept = tokens * 4 + (tokens * spec.hidden * a if impl == "liger" else 0)
+    # both keep the hidden states' gradient from their forward (T x h x a) in place of the hidden states
+    # the standard head keeps, which the activations' head term already counts
+    kept = 0
     details["logits_why"] = f"{impl} loss: {chunk:,} of {tokens:,} tokens x {spec.vocab:,} vocab at a time"
     return chunk * spec.vocab * (sixteen + p.chunked_logit_bytes) + kept
 
