@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = AppSettings.from_env(runs_root=args.runs_root, lang=args.lang, max_upload_mb=args.max_upload_mb,
                                     extra_roots=tuple(args.allow_dir))
     settings.ensure_dirs()
-    from app.css import CSS
+    from app.css import CSS, head_script
     from app.run_queue import QueueWorker
     from app.ui import build_app
 
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(built in {time.monotonic() - T0:.1f}s)", flush=True)
     demo.queue(default_concurrency_limit=8).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-        auth_message="Tunesmith" if exposure.auth else None, css=CSS, show_error=True, quiet=False,
+        auth_message="Tunesmith" if exposure.auth else None, css=CSS, head=head_script(settings.lang),
+        show_error=True, quiet=False,
         max_file_size=f"{settings.max_upload_mb}mb", ssr_mode=False, footer_links=[],
         allowed_paths=[str(settings.home / "configs")], app_kwargs=app_kwargs)
     return 0

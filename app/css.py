@@ -61,3 +61,43 @@ CSS = """
 .ts-table, .ts-table td, .ts-table tr { border: none !important; }
 .ts-table td { border-bottom: 1px solid #eee !important; padding: 2px 12px 2px 0 !important; }
 """
+
+
+# gradio draws some texts of its own ("Drop File Here", "Click to Upload") in the *browser's* language
+# (its i18n follows navigator.language), not the one picked in the header. This puts them in the page's
+# language (<html data-ts-lang>, set at start and on every switch), so one page shows one language.
+GRADIO_TEXTS = {
+    "zh": {"Drop File Here": "将文件拖放到此处", "Click to Upload": "点击上传", "- or -": "- 或 -", "or": "或",
+           "Drop CSV Here": "将 CSV 文件拖放到此处", "Paste from Clipboard": "从剪贴板粘贴"},
+}
+
+
+def head_script(lang: str) -> str:
+    """The <head> script: the page language on <html>, and gradio's own texts kept in it."""
+    import json
+
+    table = {"zh": GRADIO_TEXTS["zh"], "en": {v: k for k, v in GRADIO_TEXTS["zh"].items()}}
+    return """<script>
+(() => {
+  const T = %s;
+  document.documentElement.dataset.tsLang = %s;
+  const fix = (node) => {
+    const t = T[document.documentElement.dataset.tsLang] || {};
+    const walk = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+    for (let n = node.nodeType === 3 ? node : walk.nextNode(); n; n = walk.nextNode()) {
+      const key = n.nodeValue.trim();
+      if (key && t[key]) n.nodeValue = n.nodeValue.replace(key, t[key]);
+    }
+  };
+  window.tsRelabel = () => document.body && fix(document.body);
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "characterData") fix(r.target);
+      r.addedNodes.forEach((n) => (n.nodeType === 1 || n.nodeType === 3) && fix(n));
+    }
+  }).observe(document.documentElement, {subtree: true, childList: true, characterData: true});
+})();
+</script>""" % (json.dumps(table, ensure_ascii=False), json.dumps(lang))
+
+
+SET_LANG_JS = "(lang) => { document.documentElement.dataset.tsLang = lang; window.tsRelabel && window.tsRelabel(); }"

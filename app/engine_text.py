@@ -37,6 +37,15 @@ PATTERNS: list[tuple[str, str]] = [
     ("loading_model", r"Loading the model\."),
     ("resuming", r"Resuming from (?P<ckpt>\S+?)\."),
     ("evaluating", r"Evaluating on the held-out split\."),
+    # the memory estimate's summary line and notes (core/memory.py, core/memory_parts.py)
+    ("mem_setup", r"(?P<arch>.+?) \((?P<params>[^()]+) params\), (?P<method>full fine-tune|LoRA r=\d+|QLoRA \d+-bit "
+                  r"r=\d+), (?P<precision>\w+), batch (?P<batch>\d+) x (?P<tokens>\d+) tokens(?P<pair> x 2 \(chosen\+"
+                  r"rejected\))?, gradient checkpointing (?P<ckpt>on|off), (?P<gpus>\d+) GPUs?(?:, ZeRO-(?P<zero>\d))?"
+                  r"(?P<offload> offload)?"),
+    ("mem_no_pack", r"packing is off: the estimate assumes every sequence is padded to max_length \(worst case\)"),
+    ("mem_bundled", r"model shape from Tunesmith's bundled copy of its config\.json fields \(not cached here\)"),
+    ("mem_zero", r"ZeRO-(?P<stage>\d) splits the (?P<parts>[\w, ]+?) over (?P<n>\d+) GPUs?(?P<cpu> and offloads to CPU)?"),
+    ("mem_dpo_ref", r"full-parameter DPO keeps a frozen reference copy of the model"),
     ("gone", r"The training process is gone but never reported a result \(it was killed or the machine "
              r"restarted\)\. (?P<rest>.*)"),
 ]
@@ -51,6 +60,22 @@ def translate(message: str, lang: str) -> str:
     for key, pattern in _COMPILED:
         found = pattern.match(message)
         if found and f"engine_{key}" in MESSAGES[lang]:
-            params = {k: translate(v, lang) if k in ("rest",) else v for k, v in found.groupdict().items()}
-            return text(f"engine_{key}", lang, **params)
+            params = {k: translate(v, lang) if k in ("rest",) else (v or "") for k, v in found.groupdict().items()}
+            return text(f"engine_{key}", lang, **_localised(key, params, lang))
     return message
+
+
+def _localised(key: str, params: dict, lang: str) -> dict:
+    """Parameters that are words themselves (on/off, the parts ZeRO splits) in ``lang``."""
+    if key == "mem_setup":
+        method = params["method"]
+        params["method"] = text("engine_mem_full", lang) if method == "full fine-tune" else method
+        params["ckpt"] = text("on" if params["ckpt"] == "on" else "off", lang)
+        params["pair"] = text("engine_mem_pair", lang) if params["pair"] else ""
+        params["zero"] = f", ZeRO-{params['zero']}" if params["zero"] else ""
+        params["offload"] = text("zero_offload", lang) if params["offload"] else ""
+    if key == "mem_zero":
+        params["parts"] = "、".join(text(f"mem_{p.strip()}", lang) for p in params["parts"].split(",")) \
+            if lang == "zh" else params["parts"]
+        params["cpu"] = text("engine_mem_cpu", lang) if params["cpu"] else ""
+    return params

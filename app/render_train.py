@@ -185,8 +185,8 @@ def log_html(lines: list[str], title: str = "train.log") -> str:
     return f'<div class="ts-log-title">{escape(title)}</div><div class="ts-log"><pre>{body}</pre></div>'
 
 
-def samples_html(rows: list[dict], limit_steps: int = 6) -> str:
-    """Eval-chat answers grouped by step, newest step first."""
+def samples_html(rows: list[dict], limit_steps: int = 6, lang: str = "en") -> str:
+    """Eval-chat answers grouped by step, newest step first ("before" for step 0 of a fresh run)."""
     by_step: dict = {}
     for row in rows:
         by_step.setdefault(row.get("step", "?"), []).append(row)
@@ -194,7 +194,8 @@ def samples_html(rows: list[dict], limit_steps: int = 6) -> str:
     for step in sorted(by_step, key=lambda s: s if isinstance(s, (int, float)) else -1, reverse=True)[:limit_steps]:
         items = "".join(f'<div class="ts-qa"><div class="ts-q">{escape(str(r.get("prompt", "")))}</div>'
                         f'<div class="ts-a">{escape(str(r.get("answer", "")))}</div></div>' for r in by_step[step])
-        head = f'<div class="ts-sample-head">step {escape(str(step))}</div>'
+        before = step == 0 and any(r.get("when") == "before" for r in by_step[step])
+        head = f'<div class="ts-sample-head">{escape(text("samples_before" if before else "samples_step", lang, step=step))}</div>'
         blocks.append(f'<div class="ts-sample-step">{head}{items}</div>')
     return "".join(blocks) or '<div class="ts-muted">-</div>'
 

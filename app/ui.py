@@ -12,6 +12,7 @@ import gradio as gr
 
 from app.callbacks import data_cb, method_cb, train_cb
 from app.callbacks.config_cb import default_config_path
+from app.css import SET_LANG_JS
 from app.form import form_ids, gui_default_config, values_from_config
 from app.registry import Registry
 from app.settings import AppSettings
@@ -61,4 +62,5 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         reg.wire(reg["top/lang"].change, partial(data_cb.relabel_suggest, settings=settings), ["data/suggest"],
                  inputs=["data.path", "data.split", "data.map_fn", *data_cb.COLUMN_IDS.values(), "top/lang"])
         reg.wire(reg["top/lang"].change, method_cb.estimate, ["method/memory", "method/cmd"], status="method/status")
+        reg["top/lang"].change(None, inputs=[reg["top/lang"]], outputs=None, js=SET_LANG_JS)  # gradio's own texts
     return demo, reg

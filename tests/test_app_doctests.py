@@ -10,7 +10,7 @@ import pytest
 MODULES = ["app.commands", "app.form", "app.locales", "app.plots", "app.registry", "app.render_data",
            "app.render_train", "app.run_queue", "app.security", "app.settings", "app.callbacks.common",
            "app.callbacks.method_cb", "app.tabs.widgets", "app.engine_text", "app.callbacks.data_cb",
-           "app.callbacks.chat_cb", "app.render_data"]
+           "app.callbacks.chat_cb"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -114,16 +114,18 @@ def memory_html(estimate: dict, gpu_gb: float, lang: str, note: str = "") -> str
     capacity = gpu_gb * 2**30
     fits = total <= capacity
     scale = max(total, capacity) or 1
-    bars = "".join(f'<div class="ts-mem-{k}" title="{k}: {_gb(breakdown.get(k, 0))}" '
+    names = {k: text(f"mem_{k}", lang) for k in PARTS}
+    bars = "".join(f'<div class="ts-mem-{k}" title="{escape(names[k])}: {_gb(breakdown.get(k, 0))}" '
                    f'style="width:{100 * breakdown.get(k, 0) / scale:.2f}%"></div>' for k in PARTS)
-    rows = "".join(f'<tr><td><span class="ts-swatch ts-mem-{k}"></span>{k}</td><td>{_gb(breakdown.get(k, 0))}</td></tr>'
-                   for k in PARTS)
+    rows = "".join(f'<tr><td title="{k}"><span class="ts-swatch ts-mem-{k}"></span>{escape(names[k])}</td>'
+                   f'<td>{_gb(breakdown.get(k, 0))}</td></tr>' for k in PARTS)
     verdict = text("fits" if fits else "does_not_fit", lang, gb=f"{gpu_gb:g}")
     head = (f'<div class="ts-mem-head {"ts-ok" if fits else "ts-bad"}"><b>{_gb(total)}</b> · {escape(verdict)}</div>')
     line = f'<div class="ts-mem-cap" style="left:{100 * capacity / scale:.2f}%"></div>'
     notes = [note] if note else []
-    notes += [str(n) for n in estimate.get("notes") or []]
-    setup = f'<div class="ts-muted">{escape(str(estimate["setup"]))}</div>' if estimate.get("setup") else ""
+    notes += [engine_message(str(n), lang) for n in estimate.get("notes") or []]
+    setup = (f'<div class="ts-muted">{escape(engine_message(str(estimate["setup"]), lang))}</div>'
+             if estimate.get("setup") else "")
     note_html = setup + "".join(f'<div class="ts-muted">· {escape(n)}</div>' for n in notes)
     return (f'<div class="ts-memory" data-total="{int(total)}" data-fits="{str(fits).lower()}">{head}'
             f'<div class="ts-mem-bar">{bars}{line}</div><table class="ts-table">{rows}</table>{note_html}</div>')

@@ -353,7 +353,7 @@ def poll(values: dict, settings: AppSettings) -> dict:
         frames = metric_frames(rows, log_scale=log_scale, lang=lang)
         for plot, elem_id in PLOT_IDS.items():
             out[elem_id] = plot_update(frames[plot], y_title(plot, log_scale, lang), plot, lang, log_scale)
-        out["train/samples"] = samples_html(samples)
+        out["train/samples"] = samples_html(samples, lang=lang)
         points = int((frames["loss"]["series"] == series_name("loss", lang)).sum())
         shown = text("loss_points", lang, n=points)
         out["train/points"] = f'<span class="ts-muted" data-points="{points}">{shown}</span>'
