@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.callbacks import config_cb
+from app.callbacks import config_cb, train_cb
 from app.form import gui_default_config, values_from_config
 from app.settings import AppSettings
 from core.config import RunConfig
@@ -76,10 +76,10 @@ def test_uploaded_config_is_read_not_stored(settings, tmp_path):
 def test_validation_lists_every_problem_with_field_names(settings):
     values = _values(settings, **{"training.batch_size": 0, "training.learning_rate": 0.5, "lora.dropout": 1.5,
                                   "data.path": str(settings.home / "missing.json")})
-    html = config_cb.validation_html(values, settings)
+    html = train_cb.preview_command(values, settings)[train_cb.STATUS]
     assert "does not exist" in html  # the dataset path is checked first
     values["data.path"] = str(settings.home)
-    html = config_cb.validation_html(values, settings)
+    html = train_cb.preview_command(values, settings)[train_cb.STATUS]
     for name in ("training.batch_size", "training.learning_rate", "lora.dropout"):
         assert name in html, html
 

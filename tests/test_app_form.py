@@ -6,6 +6,7 @@ import pytest
 
 from app.form import (COLUMN_IDS, DS_OFFLOAD_ID, config_fields, config_from_values, form_ids, gui_default_config,
                       method_defaults, values_from_config)
+from core import preflight
 from core.config import EMBEDDED_MODEL, RunConfig
 from core.errors import ConfigError
 
@@ -79,7 +80,7 @@ def test_gui_default_is_the_embedded_model_on_the_identity_demo_and_cpu_friendly
     assert cfg.data.path.endswith("assets/identity.json")
     assert cfg.method.finetuning == "lora"
     assert cfg.data.max_length <= 512 and cfg.training.num_epochs <= 3 and cfg.training.batch_size <= 4
-    assert not cfg.problems(check_paths=False, check_env=False)
+    assert not preflight.problems(cfg, check_paths=False, check_env=False)
 
 
 def test_method_defaults():

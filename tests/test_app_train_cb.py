@@ -42,7 +42,7 @@ def launched(monkeypatch):
             self.rd = RunDir(run_dir)
             self.run_dir = self.rd.path
 
-    def fake_launch(cfg, run_dir=None):
+    def fake_launch(cfg, run_dir=None, *, checked=False):
         calls.append((cfg, run_dir))
         rd = RunDir(run_dir)
         cfg.save(rd.config_path)

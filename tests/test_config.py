@@ -1,5 +1,6 @@
 import pytest
 
+from core import preflight
 from core.config import RunConfig, help_for
 from core.errors import ConfigError
 
@@ -51,7 +52,7 @@ def test_yaml_string_float_is_accepted():
 
 def test_validation_names_field_and_fix(tmp_path):
     cfg = RunConfig().with_overrides(["training.batch_size=0", f"data.path={tmp_path}"])
-    problems = cfg.problems(check_env=False)
+    problems = preflight.problems(cfg, check_env=False)
     fields = {p.field for p in problems}
     assert "training.batch_size" in fields
     msg = next(str(p) for p in problems if p.field == "training.batch_size")

@@ -3,7 +3,7 @@
 Each is given to the CLI (`train ... --print-command` and a real `train`) and must be refused before
 anything launches: exit code 2, one `error:` line naming the field and the fix, and the user's files
 (and the run folder) untouched. Suspicious-but-possible values give a `warning:` line and are returned
-by RunConfig.warnings(), which the GUI's validation shows.
+by core.preflight.warnings(), which the GUI's validation shows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from core import config as config_mod
+from core import preflight
 from core.cli import main
 from core.config import RunConfig
 from core.errors import ConfigError
@@ -79,10 +79,10 @@ def test_non_finite_values_set_in_code_are_refused_too():
     cfg = RunConfig()
     cfg.training.num_epochs = float("inf")
     cfg.lora.dropout = float("nan")
-    problems = cfg.problems(check_paths=False, check_env=False)
+    problems = preflight.problems(cfg, check_paths=False, check_env=False)
     assert {p.field for p in problems} == {"training.num_epochs", "lora.dropout"}
     assert all("finite" in p.message and p.fix for p in problems)
-    assert cfg.warnings(check_paths=False, check_env=False) == []
+    assert preflight.warnings(cfg, check_paths=False, check_env=False) == []
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
@@ -97,7 +97,7 @@ def test_an_absurd_batch_size_is_refused_with_the_upper_bound(capsys, user):
                    ("training.gradient_accumulation", "at most"))
     cfg = RunConfig.load(user / "good.yaml")
     cfg.training.batch_size = cfg.training.gradient_accumulation = 4096
-    assert not cfg.problems(check_env=False)
+    assert not preflight.problems(cfg, check_env=False)
 
 
 @pytest.mark.parametrize("content, needles", [
@@ -116,15 +116,15 @@ def test_a_deepspeed_json_deepspeed_would_refuse_is_refused_before_launch(capsys
 
 def test_the_deepspeed_json_check_imports_neither_deepspeed_nor_torch(user):
     (user / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 7}}))
-    code = ("import sys; from core.config import RunConfig; cfg = RunConfig.load(sys.argv[1]); "
-            "cfg.distributed.deepspeed = sys.argv[2]; "
-            "print([p.field for p in cfg.problems(check_env=False)]); "
+    code = ("import sys; from core import preflight; from core.config import RunConfig; "
+            "cfg = RunConfig.load(sys.argv[1]); cfg.distributed.deepspeed = sys.argv[2]; "
+            "print([p.field for p in preflight.problems(cfg, check_env=False)]); "
             "print(sorted(m for m in ('torch', 'deepspeed', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(user / "good.yaml"), str(user / "ds.json")], cwd=REPO_ROOT,
                          capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["['distributed.deepspeed']", "[]"]
-    assert config_mod.RunConfig.load(user / "good.yaml").with_overrides(
-        ["distributed.deepspeed=zero2"]).problems(check_env=False) == []  # the presets pass
+    assert preflight.problems(RunConfig.load(user / "good.yaml").with_overrides(
+        ["distributed.deepspeed=zero2"]), check_env=False) == []  # the presets pass
 
 
 def test_a_run_folder_that_is_a_file_is_refused_and_the_file_kept(capsys, user):
@@ -157,10 +157,10 @@ def test_an_eval_split_too_small_or_too_big_for_the_data(capsys, user):
     assert len(warnings) == 1 and "data.eval_size" in warnings[0] and "2 row(s)" in warnings[0], err
     assert "Fix:" in warnings[0]
     cfg = RunConfig.load(user / "good.yaml").with_overrides(["data.eval_size=2"])
-    assert cfg.problems(check_env=False) == [] and len(cfg.warnings(check_env=False)) == 1
+    assert preflight.problems(cfg, check_env=False) == [] and len(preflight.warnings(cfg, check_env=False)) == 1
     # a fraction that leaves only 1 row to train on
     cfg = RunConfig.load(user / "good.yaml").with_overrides(["data.eval_size=0.75"])
-    assert [w.split(":")[0] for w in cfg.warnings(check_env=False)] == ["data.eval_size"]
+    assert [w.split(":")[0] for w in preflight.warnings(cfg, check_env=False)] == ["data.eval_size"]
     # every row held out, or a fraction that rounds to none: refused before the trainer finds it
     assert_refused(capsys, user, [user / "good.yaml", "--set", "data.eval_size=4"],
                    ("data.eval_size", "4 evaluation row(s) out of 4", "nothing to train on"))
@@ -169,13 +169,13 @@ def test_an_eval_split_too_small_or_too_big_for_the_data(capsys, user):
     # a healthy split says nothing
     big = user / "big.jsonl"
     big.write_text("".join(json.dumps({"input": f"q{i}", "output": "a"}) + "\n" for i in range(400)))
-    assert RunConfig.load(user / "good.yaml").with_overrides([f"data.path={big}", "data.eval_size=0.05"]).warnings(
-        check_env=False) == []
+    assert preflight.warnings(RunConfig.load(user / "good.yaml").with_overrides(
+        [f"data.path={big}", "data.eval_size=0.05"]), check_env=False) == []
 
 
 def test_more_processes_than_cpu_cores_without_a_gpu_warns(capsys, user, monkeypatch):
-    monkeypatch.setattr(config_mod, "_cuda_count", lambda: 0)
-    monkeypatch.setattr(config_mod, "_cpu_cores", lambda: 2)
+    monkeypatch.setattr(preflight, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(preflight, "_cpu_cores", lambda: 2)
     code = main(["train", str(user / "good.yaml"), "--work-dir", str(user / "work"), "--nproc-per-node", "4",
                  "--print-command"])
     err = capsys.readouterr().err
@@ -183,24 +183,24 @@ def test_more_processes_than_cpu_cores_without_a_gpu_warns(capsys, user, monkeyp
     assert "warning: distributed.nproc_per_node: 4 processes on a machine with 2 CPU core(s) and no GPU" in err, err
     assert "Fix: Set distributed.nproc_per_node to 2 or less." in err
     cfg = RunConfig.load(user / "good.yaml").with_overrides(["distributed.nproc_per_node=2"])
-    assert cfg.warnings() == []
-    monkeypatch.setattr(config_mod, "_cuda_count", lambda: 4)  # GPUs: one process per GPU is the norm
-    assert RunConfig.load(user / "good.yaml").with_overrides(["distributed.nproc_per_node=4"]).warnings() == []
+    assert preflight.warnings(cfg) == []
+    monkeypatch.setattr(preflight, "_cuda_count", lambda: 4)  # GPUs: one process per GPU is the norm
+    assert preflight.warnings(RunConfig.load(user / "good.yaml").with_overrides(["distributed.nproc_per_node=4"])) == []
 
 
 def test_the_gui_shows_the_warnings_when_it_checks_the_form(user, monkeypatch):
-    from app.callbacks import config_cb, train_cb
+    from app.callbacks import train_cb
     from app.form import gui_default_config, values_from_config
     from app.settings import AppSettings
 
-    monkeypatch.setattr(config_mod, "_cuda_count", lambda: 0)
-    monkeypatch.setattr(config_mod, "_cpu_cores", lambda: 2)
+    monkeypatch.setattr(preflight, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(preflight, "_cpu_cores", lambda: 2)
     settings = AppSettings.from_env({"TUNESMITH_HOME": str(user / "home")}, extra_roots=(str(user),))
     settings.ensure_dirs()
     values = {**values_from_config(gui_default_config()), "top/lang": "en", "model.name_or_path": str(user / "model"),
               "data.path": str(user / "four.jsonl"), "data.map_fn": "default", "method.finetuning": "lora",
               "training.max_steps": 2, "data.eval_size": 2, "distributed.nproc_per_node": 4}
-    shown = (train_cb.preview_command(values, settings)[train_cb.STATUS], config_cb.validation_html(values, settings))
+    shown = (train_cb.preview_command(values, settings)[train_cb.STATUS],)
     for html in shown:
         assert "ts-error" not in html, html
         assert "data.eval_size: the evaluation split holds 2 row(s)" in html, html

@@ -11,6 +11,7 @@ import importlib.util
 import pytest
 import torch
 
+from core import preflight
 from core.config import RunConfig
 from core.train import models
 from core.train.launcher import run_here
@@ -39,7 +40,7 @@ def test_auto_attention_uses_flash_attention_only_with_a_gpu_and_the_package(mon
 def test_asking_for_flash_attention_without_a_gpu_is_refused_with_the_fallback_named():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    problems = [p for p in _cfg("flash_attention_2").problems(check_paths=False)
+    problems = [p for p in preflight.problems(_cfg("flash_attention_2"), check_paths=False)
                 if p.field == "model.attn_implementation"]
     assert problems and "auto" in problems[0].fix
 

@@ -18,7 +18,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"core.data.map_fns", "core.data.map_fns_columns"}),
     frozenset({"core.memory", "core.memory_fit"}),
     frozenset({"core.model_info", "core.model_params"}),
-    frozenset({"core.config", "core.train.deepspeed"}),  # the DeepSpeed file check moves to core.preflight
 }
 
 

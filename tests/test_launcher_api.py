@@ -340,3 +340,23 @@ def test_the_launcher_side_imports_no_torch():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_checking_and_launching_import_no_torch(tmp_path):
+    """Not only importing: core.preflight's problems()/warnings() and launch() itself run without torch in
+    the calling process (the trainer subprocess is the one that imports it)."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "data.jsonl").write_text('{"input": "q", "output": "a"}\n' * 20)
+    code = ("import sys; from core import preflight; from core.config import RunConfig; "
+            "from core.train.launcher import launch; "
+            "cfg = RunConfig().with_overrides([f'model.name_or_path={sys.argv[1]}/model', "
+            "f'data.path={sys.argv[1]}/data.jsonl', 'method.finetuning=lora', 'data.eval_size=0.1']); "
+            "found = preflight.problems(cfg); preflight.warnings(cfg); assert not found, found; "
+            "h = launch(cfg, sys.argv[1] + '/run'); h.kill(); h.wait(30); "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core import paths
+from core import paths, preflight
 from core.config import EMBEDDED_MODEL, RunConfig
 from core.errors import ConfigError
 from core.presets import DEFAULT_PRESET, copy_preset, list_presets, load_config, resolve_asset_path
@@ -56,7 +56,7 @@ def test_every_preset_loads_and_validates(name):
     assert cfg.training.lr_scheduler == "cosine" and cfg.training.warmup_ratio == 0.03
     assert cfg.model.gradient_checkpointing is (not name.startswith("smollm2_135m"))  # CPU demo: no need
 
-    problems = cfg.problems(check_paths=True, check_env=False)
+    problems = preflight.problems(cfg, check_paths=True, check_env=False)
     missing_assets = [p for p in problems if p.field == "data.path" and "/assets/" in cfg.data.path]
     if missing_assets and len(problems) == len(missing_assets) and not Path(cfg.data.path).exists():
         pytest.skip(f"{cfg.data.path} is not generated yet (assets/ belongs to the data pipeline)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core import refs
+from core import preflight, refs
 from core.config import RunConfig
 from core.errors import UserError
 
@@ -22,7 +22,7 @@ def test_a_missing_data_file_is_missing_not_a_hub_id(tmp_path, monkeypatch):
     model.mkdir()
     (model / "config.json").write_text("{}")
     cfg = RunConfig().with_overrides([f"model.name_or_path={model}", "data.path=data/train.json"])
-    problems = [p for p in cfg.problems(check_env=False) if p.field == "data.path"]
+    problems = [p for p in preflight.problems(cfg, check_env=False) if p.field == "data.path"]
     assert problems and "data/train.json does not exist" in str(problems[0])
     assert refs.classify("data/train.json") == refs.MISSING
 

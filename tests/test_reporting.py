@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core import preflight
+
 
 def _scalars(log_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -62,12 +64,12 @@ def test_missing_tracker_package_is_refused_with_a_fix(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     cfg = RunConfig().with_overrides(["training.report_to=wandb"])
-    problems = [p for p in cfg.problems(check_paths=False) if p.field == "training.report_to"]
+    problems = [p for p in preflight.problems(cfg, check_paths=False) if p.field == "training.report_to"]
     assert len(problems) == 1 and "pip install wandb" in str(problems[0])
     with pytest.raises(ConfigError, match="needs the wandb package"):
         reporting.trainer_report_to("wandb", tmp_path)
     bad = RunConfig().with_overrides(["training.report_to=tensorbord"])
-    assert any("Did you mean: tensorboard" in str(p) for p in bad.problems(check_paths=False))
+    assert any("Did you mean: tensorboard" in str(p) for p in preflight.problems(bad, check_paths=False))
 
 
 def test_mlflow_and_wandb_are_pointed_at_the_run_folder(monkeypatch, tmp_path):

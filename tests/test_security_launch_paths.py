@@ -296,7 +296,7 @@ def recorded_launches(monkeypatch):
             self.rd = RunDir(run_dir)
             self.run_dir = self.rd.path
 
-    def fake_launch(cfg, run_dir=None):
+    def fake_launch(cfg, run_dir=None, *, checked=False):
         calls.append((cfg, run_dir))
         return Handle(run_dir)
 

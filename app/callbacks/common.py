@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.form import config_from_values
 from app.security import resolve_user_path
 from app.settings import AppSettings
 from core.config import DEEPSPEED_PRESETS, RunConfig
@@ -89,11 +88,6 @@ def check_config(cfg: RunConfig, settings: AppSettings, *, run_dir: str | Path |
     if ds and ds not in DEEPSPEED_PRESETS:
         cfg.distributed.deepspeed = str(resolve_user_path(ds, roots, what="DeepSpeed config"))
     return cfg
-
-
-def checked_config(values: dict, settings: AppSettings, *, base: RunConfig | None = None) -> RunConfig:
-    """The form as a RunConfig that passed :func:`check_config`."""
-    return check_config(config_from_values(values, base), settings)
 
 
 def problems_html(problems: list, heading: str) -> str:

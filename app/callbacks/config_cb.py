@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.callbacks.common import app_folders, check_config, checked_config, lang_of, problems_html
+from app.callbacks.common import app_folders, check_config, lang_of
 from app.form import config_from_values, values_from_config
 from app.locales import LOCALES, props, text
 from app.registry import Update, ok_html
@@ -111,25 +111,6 @@ def apply_preset(values: dict, settings: AppSettings) -> dict:
 
     return {**form_update(cfg), "model/status": ok_html(text("preset_applied", lang_of(values), name=name)),
             "model/cmd": copy_cfg_command(name, str(settings.home / "configs"))}
-
-
-def validate(values: dict, settings: AppSettings) -> tuple[RunConfig | None, list]:
-    """The form's RunConfig and every problem it has (type errors, impossible values, missing paths)."""
-    try:
-        cfg = checked_config(values, settings)
-    except UserError as exc:
-        return None, [exc]
-    return cfg, cfg.problems()
-
-
-def validation_html(values: dict, settings: AppSettings) -> str:
-    cfg, problems = validate(values, settings)
-    lang = lang_of(values)
-    if problems:
-        return problems_html(problems, text("problems", lang))
-    from app.callbacks.train_cb import warnings_html
-
-    return ok_html(text("valid", lang)) + warnings_html(cfg)
 
 
 def change_lang(values: dict, registered_ids: list[str]) -> dict:

@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 
 from app import commands
-from app.callbacks.common import app_folders, check_config, check_run_folder, checked_config, lang_of, problems_html
+from app.callbacks.common import app_folders, check_config, check_run_folder, lang_of, problems_html
 from app.locales import text
 from app.plots import metric_frames, series_name, y_title
 from app.registry import Update, ok_html
@@ -43,8 +43,10 @@ class InvalidConfig(UserError):
 
 def build_valid_config(values: dict, settings: AppSettings) -> RunConfig:
     """The form as a RunConfig, or InvalidConfig listing every problem at once (paths outside the
-    allowed folders, wrong types, impossible values, missing packages), each naming its field."""
+    allowed folders, wrong types, impossible values, missing packages), each naming its field.
+    The form is built once; core.preflight checks it once."""
     from app.form import config_from_values
+    from core import preflight
 
     try:
         cfg = config_from_values(values)
@@ -52,10 +54,10 @@ def build_valid_config(values: dict, settings: AppSettings) -> RunConfig:
         raise InvalidConfig([exc]) from None
     path_problems = []
     try:
-        cfg = checked_config(values, settings)
+        cfg = check_config(cfg, settings)
     except UserError as exc:
         path_problems.append(exc)
-    problems = path_problems + [p for p in cfg.problems(check_paths=not path_problems)
+    problems = path_problems + [p for p in preflight.problems(cfg, check_paths=not path_problems)
                                 if not (path_problems and p.field in ("model.name_or_path", "data.path"))]
     if problems:
         raise InvalidConfig(problems)
@@ -77,10 +79,12 @@ def plan_run_dir(cfg: RunConfig, settings: AppSettings) -> Path:
 
 
 def warnings_html(cfg: RunConfig) -> str:
-    """RunConfig.warnings(): values that run, but probably not as the user hopes (the CLI prints them too)."""
+    """core.preflight.warnings(): values that run, but probably not as the user hopes (the CLI prints them too)."""
     from html import escape
 
-    return "".join(f'<div class="ts-muted">⚠ {escape(w)}</div>' for w in cfg.warnings())
+    from core import preflight
+
+    return "".join(f'<div class="ts-muted">⚠ {escape(w)}</div>' for w in preflight.warnings(cfg))
 
 
 def _fail(values: dict, exc: InvalidConfig) -> dict:
@@ -115,15 +119,17 @@ def start(values: dict, settings: AppSettings) -> dict:
     busy = _busy(settings)
     if busy:
         return {"train/confirm": Update(visible=True), STATUS: ""}
-    return _launch(values, settings, cfg)
+    return _launch(values, settings, cfg, checked=True)
 
 
-def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path | None = None) -> dict:
+def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path | None = None, *,
+            checked: bool = False) -> dict:
+    """``checked``: build_valid_config ran core.preflight on this cfg just now (Start), so launch() need not."""
     from core.train.launcher import launch
 
     run_dir = run_dir or plan_run_dir(cfg, settings)
     cfg = check_config(cfg, settings, run_dir=run_dir)  # whatever built cfg (form, run config, YAML)
-    handle = launch(cfg, run_dir)
+    handle = launch(cfg, run_dir, checked=checked)
     return {CURRENT: str(handle.run_dir), SEEN: "", "train/confirm": Update(visible=False),
             STATUS: ok_html(text("run_started", lang_of(values), run=handle.run_dir.name)),
             "train/cmd": run_command(handle.run_dir, resume=bool(cfg.training.resume_from)),

@@ -90,18 +90,19 @@ def cmd_train(args) -> int:
 def _run(cfg, *, print_command: bool = False, detach: bool = False) -> int:
     import sys
 
+    from core import preflight
     from core.train.commands import display
     from core.train.launcher import launch, prepare_run
 
-    cfg.validate()
-    for line in cfg.warnings():
+    preflight.check(cfg)
+    for line in preflight.warnings(cfg):
         print(f"warning: {line}", file=sys.stderr)
     if print_command:
         # The checks Start makes (run folder, resume checkpoint), so a printed command is one that runs.
         _, _, cmd = prepare_run(cfg)
         print(display(cmd))
         return 0
-    handle = launch(cfg)
+    handle = launch(cfg, checked=True)
     print(f"run folder: {handle.run_dir}\nlog:        {handle.rd.log_path}")
     if detach:
         print(f"started (pid {handle.pid}); watch with `python -m core status {handle.run_dir}`")

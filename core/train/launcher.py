@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from core import preflight
 from core.config import RunConfig
 from core.errors import UserError
 from core.paths import REPO_ROOT
@@ -139,11 +140,11 @@ class RunHandle:
 
 
 def prepare_run(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> tuple[RunConfig, RunDir, list[str]]:
-    """Validate ``cfg``, resolve the run folder and the resume checkpoint, and build the command.
+    """Resolve the run folder and the resume checkpoint, and build the command (``cfg`` passed
+    core.preflight.check already: launch() and run_here() check it first, the CLI's --print-command too).
 
     Raises UserError for anything the user must fix; writes nothing.
     """
-    cfg.validate()
     rd = RunDir(checked_run_dir(cfg, run_dir))
     cfg = RunConfig.from_dict(cfg.to_dict())  # a private copy we can fill in
     cfg.output.run_dir = str(rd.path)
@@ -159,7 +160,7 @@ def prepare_run(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> tup
 
 def checked_run_dir(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> Path:
     """The run folder, refused with a message (not FileExistsError from mkdir) when it cannot be one."""
-    from core.config import run_dir_problem
+    from core.preflight import run_dir_problem
 
     path = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(cfg)
     problem = run_dir_problem(path)
@@ -203,9 +204,14 @@ def control_dir(rd: RunDir, cfg: RunConfig) -> RunDir:
     return rd if rank == 0 else RunDir(rd.path / "nodes" / f"node-{rank}")
 
 
-def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> RunHandle:
-    """Write the run folder and start the trainer in its own process group; return at once."""
-    cfg.validate()
+def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, checked: bool = False) -> RunHandle:
+    """Write the run folder and start the trainer in its own process group; return at once.
+
+    ``cfg`` goes through core.preflight.check first, unless the caller has just done that itself
+    (``checked=True``: the CLI and the GUI's Start, which show the problems and warnings their own way).
+    """
+    if not checked:
+        preflight.check(cfg)
     first = RunDir(checked_run_dir(cfg, run_dir))
     lock_fd = control_dir(first, cfg).acquire_lock()  # refuses a second run on one folder
     try:
@@ -245,7 +251,7 @@ def run_here(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> dict:
     """Train in this process (tests, notebooks): same run folder and reporting, no subprocess. Returns status."""
     from core.train.entry import run
 
-    cfg.validate()
+    preflight.check(cfg)
     rd0 = RunDir(checked_run_dir(cfg, run_dir))
     lock_fd = rd0.acquire_lock()
     try:
