@@ -121,7 +121,8 @@ def world(tmp_path_factory, tokenizer_dir):
     settings.ensure_dirs()
     # The GUI's Run folder takes only runs of its runs list (issue 9), so its copy of the run lives there.
     gui_run = Path(shutil.copytree(run, settings.runs_root / "old-run"))
-    return {"root": root, "user": user, "tiny": tiny, "remote": remote, "narrow": narrow, "run": run, "tok": tokenizer_dir,
+    return {"root": root, "user": user, "tiny": tiny, "remote": remote, "narrow": narrow, "run": run,
+            "tok": tokenizer_dir,
             "settings": settings, "variant": variant, "gui_run": gui_run}
 
 

@@ -388,7 +388,8 @@ def precheck(path: str) -> tuple[Path | None, str]:
     Raises a DataError for a missing, empty, non-UTF-8 or unsupported file.
     """
     if not path:
-        raise DataError("no dataset given.", "Give a .json/.jsonl/.csv/.tsv/.parquet/.txt file, a saved folder or a hub id.",
+        raise DataError("no dataset given.",
+                        "Give a .json/.jsonl/.csv/.tsv/.parquet/.txt file, a saved folder or a hub id.",
                         field="data.path")
     p = Path(path).expanduser()
     if not p.exists():

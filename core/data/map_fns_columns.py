@@ -94,7 +94,8 @@ def build_columns_map_fn(columns: dict) -> MapFn:
             turn = {"input": _joined_input(row, columns.get("input", "")),
                     "output": text(row[out_col], f"'{out_col}'")}
             turns.append(turn)
-        system = text(row.get(columns["system"]), f"'{columns['system']}'") if "system" in columns and columns["system"] in row else ""
+        has_system = "system" in columns and columns["system"] in row
+        system = text(row.get(columns["system"]), f"'{columns['system']}'") if has_system else ""
         if system and turns and not turns[0].get("system"):
             turns[0] = {"system": system, **turns[0]}
         if not turns:
