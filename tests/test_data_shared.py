@@ -7,7 +7,7 @@ import pytest
 from core.config import DataConfig
 from core.data.loading import load_rows
 from core.data.map_fns import RowSkipped, get_map_fn, suggest_map_fn
-from core.data.map_fns_columns import parse_columns_arg
+from core.data.map_fns import parse_columns_arg
 
 # (file, map_fn or "columns:<spec>", suggested by auto (None: auto cannot tell), first answer starts with)
 FILES = [

@@ -150,7 +150,7 @@ def inspect_data(values: dict, settings: AppSettings) -> dict:
     """After the path changes: list the columns, suggest a map_fn (a plain column mapping for generic
     columns), offer the columns for mapping; the previous file's preview leaves the screen."""
     from core.data.map_fns import suggest_map_fn
-    from core.data.map_fns_columns import suggest_columns
+    from core.data.map_fns import suggest_columns
     from core.errors import UserError
 
     raw = (values.get("data.path") or "").strip()
@@ -182,7 +182,7 @@ def inspect_data(values: dict, settings: AppSettings) -> dict:
 
 def relabel_suggest(values: dict, settings: AppSettings) -> dict:
     """The language changed: the columns line again, in the new language (nothing else is re-chosen)."""
-    from core.data.map_fns_columns import suggest_columns
+    from core.data.map_fns import suggest_columns
     from core.errors import UserError
 
     raw = (values.get("data.path") or "").strip()

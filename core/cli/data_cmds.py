@@ -92,7 +92,7 @@ def load_tokenizer(name_or_path: str):
 
 def _data_config(args):
     from core.config import DataConfig
-    from core.data.map_fns_columns import parse_columns_arg
+    from core.data.map_fns import parse_columns_arg
 
     columns = parse_columns_arg(args.columns) if args.columns else {}
     map_fn = "columns" if columns else args.map_fn

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from core.data.encode import apply_system, make_encoder
 from core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
-from core.data.map_fns_base import NUMBER_NOTE, MapFn, text, took_number
+from core.data.map_fns.base import NUMBER_NOTE, MapFn, text, took_number
 from core.data.stats import DatasetStats
 from core.data.templates import resolve_template
 from core.errors import ConfigError, DataError
@@ -64,7 +64,7 @@ def resolve_map_fn(data, column_names, first_row: dict | None = None, *, stage: 
             name = "pretrain"
     columns = data.columns
     if name == COLUMNS and not columns:  # auto chose a plain mapping for generic columns
-        from core.data.map_fns_columns import suggest_columns
+        from core.data.map_fns import suggest_columns
 
         columns = suggest_columns(column_names)
     map_fn = get_map_fn(name, columns if name == COLUMNS else None)
@@ -204,8 +204,9 @@ def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
                      "(`python -m core check-dataset` shows each step).")
 
 
-_CODE_FILES = ("pipeline.py", "encode.py", "segments.py", "templates.py", "map_fns.py", "map_fns_base.py",
-               "map_fns_agent.py", "map_fns_columns.py")
+_CODE_FILES = ("pipeline.py", "encode.py", "segments.py", "templates.py", "map_fns/__init__.py", "map_fns/base.py",
+               "map_fns/formats.py", "map_fns/messages.py", "map_fns/agent.py", "map_fns/columns.py",
+               "map_fns/suggest.py", "map_fns/registry.py")
 
 
 def spec_fingerprint(ds, spec: PipelineSpec) -> str:

@@ -25,7 +25,7 @@ with that reason and counted. Only the head of a very long text is tokenised (as
 from __future__ import annotations
 
 from core.data.encode import CUT_MARGIN, char_budget, cut_text
-from core.data.map_fns_base import RowSkipped, as_list, text
+from core.data.map_fns.base import RowSkipped, as_list, text
 from core.data.segments import batch_token_ids
 from core.data.pipeline import BuiltData, _split_eval
 from core.data.stats import DatasetStats

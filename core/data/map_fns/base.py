@@ -27,7 +27,7 @@ def text(value, what: str = "a field") -> str:
     >>> text(["x", "y"], "'content'")
     Traceback (most recent call last):
     ...
-    core.data.map_fns_base.RowSkipped: 'content' is a list, not text
+    core.data.map_fns.base.RowSkipped: 'content' is a list, not text
     """
     if value is None:
         return ""
@@ -61,6 +61,16 @@ def took_number() -> bool:
 def loose_text(value) -> str:
     """Any value as a string, for guessing a format from a first row (never drops anything)."""
     return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def column(row: dict, name: str) -> str:
+    """The text of a column the map function needs (a missing one is a KeyError: check_columns names it)."""
+    return text(row[name], f"'{name}'")
+
+
+def optional(row: dict, name: str) -> str:
+    """The text of a column that may be absent ("" then)."""
+    return text(row.get(name), f"'{name}'")
 
 
 def as_list(value) -> list:

@@ -1,8 +1,9 @@
-"""Column mapping for any other layout, and guessing the map_fn from a file's columns."""
+"""Column mapping for any other layout ({role: column}), and the mapping for generic columns."""
 
 from __future__ import annotations
 
-from core.data.map_fns_base import MapFn, RowSkipped, as_list, loose_text, text
+from core.data.map_fns.base import MapFn, RowSkipped, as_list, text
+from core.data.map_fns.messages import openai_map_fn, sharegpt_map_fn
 from core.errors import UserError
 
 ROLES = ("system", "input", "output", "history", "text")
@@ -33,8 +34,6 @@ def _history_turns(history, names: dict) -> list[dict]:
     turns = []
     items = as_list(history)
     if items and all(isinstance(m, dict) for m in items) and any(("role" in m or "from" in m) for m in items):
-        from core.data.map_fns import openai_map_fn, sharegpt_map_fn
-
         if any("from" in m for m in items):
             return sharegpt_map_fn({"conversations": items})["conversation"]
         return openai_map_fn({"messages": items})["conversation"]
@@ -115,19 +114,6 @@ def _joined_input(row: dict, spec: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
-# (columns that must all be present, map_fn); checked in order, most specific first. Only layouts
-# whose columns are unique to a map_fn: a domain map_fn adds its own system prompt ("you are a
-# Chinese lawyer"), which generic columns such as question/answer must never get by a guess.
-_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("conversation",), "standard"),
-    (("messages",), "openai"),
-    (("conversations",), "sharegpt"),
-    (("instruction_zh", "output_zh"), "alpaca_zh"),
-    (("description", "color"), "colors"),
-    (("abstract", "title"), "arxiv"),
-    (("system_prompt", "question", "response"), "openorca"),
-    (("context", "question", "answer"), "sql"),
-)
 # Generic (question, answer) pairs: a plain one-turn conversation (map_fn "columns"), no system prompt.
 GENERIC_PAIRS: tuple[tuple[str, str], ...] = (
     ("instruction", "output"), ("instruction", "response"), ("question", "answer"), ("question", "response"),
@@ -152,29 +138,3 @@ def suggest_columns(column_names) -> dict:
             mapping.update({role: role for role in ("system", "history") if role in present})
             return mapping
     return {}
-
-
-def suggest(column_names, first_row: dict | None = None) -> str | None:
-    """Guess the map_fn from the column names (and the first row, to tell Guanaco text from plain text).
-
-    >>> suggest(["messages"]), suggest(["instruction", "input", "output"]), suggest(["text"])
-    ('openai', 'columns', 'pretrain')
-    >>> suggest(["text"], {"text": "### Human: Hi### Assistant: Hello"})
-    'oasst1'
-    >>> suggest(["foo", "bar"]) is None
-    True
-    """
-    present = set(column_names)
-    rules = (*_RULES, *(((q, a), COLUMNS) for q, a in GENERIC_PAIRS), (("text",), "pretrain"))
-    for needed, name in rules:
-        if all(c in present for c in needed):
-            if name == "pretrain" and first_row and "### Human:" in loose_text(first_row.get("text")):
-                return "oasst1"
-            if name == "sharegpt" and first_row:
-                roles = {loose_text(m.get("from")) for m in as_list(first_row.get("conversations")) if isinstance(m, dict)}
-                if "system" in roles and "user" in roles and any(
-                        "<|startofthink|>" in loose_text(m.get("value")) for m in as_list(first_row.get("conversations"))
-                        if isinstance(m, dict)):
-                    return "msagent_react"
-            return name
-    return None

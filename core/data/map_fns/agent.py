@@ -12,7 +12,7 @@ import ast
 import json
 import re
 
-from core.data.map_fns_base import RowSkipped, text
+from core.data.map_fns.base import RowSkipped, text
 
 _THINK = re.compile(r"(.*?)(<\|startofthink\|>)(.*?)(<\|endofthink\|>)", re.DOTALL)
 _EXEC = re.compile(r"(<\|startofexec\|>)(.*?)(<\|endofexec\|>)(.*?)$", re.DOTALL)
