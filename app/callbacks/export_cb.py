@@ -20,7 +20,8 @@ from app.security import resolve_user_path, sanitize_filename
 from app.settings import AppSettings
 from core.errors import UserError
 
-MODES = ("merge", "convert")
+MODES = ("merge", "convert", "gguf")
+GGUF_TYPES = ("q8_0", "f16", "bf16", "f32", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q3_k_m", "q2_k")
 DTYPES = ("fp16", "bf16", "fp32")
 LATEST = "latest"
 
@@ -117,12 +118,34 @@ def export(values: dict, settings: AppSettings):
         cmd = commands.merge_command(base, str(src), str(out), dtype, shard)
         work = lambda progress: merge_adapter(base, src, out, dtype=dtype, max_shard_size=shard,  # noqa: E731
                                               progress=progress)
+    elif mode == "gguf":
+        yield from _gguf(values, settings, src, out)
+        return
     else:
         cmd = commands.convert_command(str(src), str(out), dtype, shard)
         work = lambda progress: convert_to_hf(src, out, dtype=dtype, max_shard_size=shard,  # noqa: E731
                                               progress=progress)
     yield {"export/cmd": cmd, "export/progress": progress_bar(0.0, "starting"), "export/status": ""}
     yield from run_with_progress(work, lang_of(values), settings)
+
+
+def _gguf(values: dict, settings: AppSettings, src: Path, out: Path):
+    """The GGUF export (core.export.gguf): OUT/NAME-QUANT.gguf + Modelfile; the last update names the file size."""
+    from core.export.gguf import check_quant, convert_gguf
+
+    quant = values.get("export/quant") or "q8_0"
+    check_quant(quant)
+    cmd = commands.show([*commands.PY, "convert", "gguf", str(src), str(out), "--quant", quant])
+    yield {"export/cmd": cmd, "export/progress": progress_bar(0.0, "starting"), "export/status": ""}
+    lang = lang_of(values)
+    for update in run_with_progress(lambda progress: convert_gguf(src, out, quant=quant, progress=progress), lang,
+                                    settings):
+        if "export/last" in update:  # done: a file, not a model folder the Chat tab could load
+            path = Path(update["export/last"])
+            done = text("export_gguf_done", lang, path=path, size=f"{path.stat().st_size / 2**20:.1f} MiB")
+            update = {**update, "export/status": ok_html(done), "export/progress": progress_bar(1.0, done, "ok")}
+            update.pop("chat/merged", None)
+        yield update
 
 
 def run_with_progress(work, lang: str, settings: AppSettings | None = None, poll: float = 0.3):

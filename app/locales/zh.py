@@ -143,7 +143,9 @@ LABELS = {
     # ---- 导出
     "export/run": {"label": "运行", "info": "运行目录中的一次训练。"},
     "export/checkpoint": {"label": "检查点"},
-    "export/mode": {"label": "操作", "choices": [("把适配器合并进基座", "merge"), ("把检查点转换为 HF 文件夹", "convert")]},
+    "export/mode": {"label": "操作", "choices": [("把适配器合并进基座", "merge"), ("把检查点转换为 HF 文件夹", "convert"),
+                                                 ("GGUF 文件（llama.cpp / Ollama / LM Studio）", "gguf")]},
+    "export/quant": {"label": "GGUF 类型", "info": "q8_0：几乎无损；q4_k_m：约为 f16 的三分之一大小"},
     "export/base": {"label": "基座模型", "info": "适配器训练时使用的模型。"},
     "export/out_dir": {"label": "输出文件夹", "placeholder": "空 = 在 exports/ 下新建"},
     "export/dtype": {"label": "精度"},
@@ -245,6 +247,7 @@ MESSAGES = {
     "log_lines": "相关日志",
     "nothing_to_resume": "这个运行还没有可继续的检查点。",
     "export_done": "完成：{path}",
+    "export_gguf_done": "完成：{path}（{size}）；旁边附有 Modelfile（ollama create NAME -f Modelfile）",
     "chat_loaded": "已加载 {what}。",
     "serve_loading": "正在为 {what} 启动 API 服务（加载模型）…",
     "serve_ready": "{what} 已在 {url} 提供服务",

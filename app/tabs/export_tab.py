@@ -1,5 +1,5 @@
-"""Export tab: pick a run and checkpoint, merge the adapter into the base or convert to a clean HF
-folder, with dtype, shard size, output folder and progress."""
+"""Export tab: pick a run and checkpoint, merge the adapter into the base, convert to a clean HF
+folder or write a GGUF file (+ Ollama Modelfile), with dtype, shard size, GGUF type, output folder and progress."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def build(ctx: BuildContext) -> None:
         widget(ctx, "export/out_dir", gr.Textbox, scale=3)
         widget(ctx, "export/dtype", gr.Dropdown, choices=list(export_cb.DTYPES), value="fp16", scale=1)
         widget(ctx, "export/shard", gr.Textbox, value="2GB", scale=1)
+        widget(ctx, "export/quant", gr.Dropdown, choices=list(export_cb.GGUF_TYPES), value="q8_0", scale=1)
     widget(ctx, "export/btn", gr.Button, is_input=False, variant="primary")
     widget(ctx, "export/progress", gr.HTML, is_input=False, value="")
     widget(ctx, "export/status", gr.HTML, is_input=False, value="")

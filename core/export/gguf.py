@@ -214,12 +214,20 @@ def _convert(converter: Path, folder: Path, out_file: Path, outtype: str, name: 
 
 
 def _quantize(src: Path, dst: Path, ftype_name: str) -> None:
+    import logging
+
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype_name}")
     params.nthread = max(1, (os.cpu_count() or 1))
-    code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    log = logging.getLogger("llama-cpp-python")  # llama.cpp's log goes through it: one line per tensor otherwise
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    finally:
+        log.setLevel(level)
     if code != 0 or not dst.is_file():
         raise RuntimeError(f"llama_model_quantize to {ftype_name} failed (code {code})")
 

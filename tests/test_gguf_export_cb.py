@@ -1,0 +1,68 @@
+"""Export tab, GGUF choice: progress as it goes, then the file, its size and the Modelfile (no browser)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_model_dir):
+    """RUNS/lora-run/checkpoints/checkpoint-2: a LoRA adapter of the tiny model (made by hand, no training)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from app.settings import AppSettings
+    from core.config import RunConfig
+
+    home = tmp_path_factory.mktemp("gguf-home")
+    run_dir = home / "runs" / "lora-run"
+    ckpt = run_dir / "checkpoints" / "checkpoint-2"
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(str(ckpt))
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    cfg = RunConfig().with_overrides([f"model.name_or_path={tiny_model_dir}", "method.finetuning=lora",
+                                      f"output.run_dir={run_dir}", "data.template=chat_template"])
+    cfg.save(run_dir / "config.yaml")
+    (run_dir / "status.json").write_text(json.dumps({"state": "finished", "step": 2, "total_steps": 2}))
+    (run_dir / "metrics.jsonl").write_text("")
+    settings = AppSettings.from_env({"TUNESMITH_HOME": str(home)}, extra_roots=(str(tiny_model_dir),))
+    settings.ensure_dirs()
+    return settings, run_dir
+
+
+def test_gguf_export_shows_progress_the_file_and_its_size(run):
+    from app.callbacks import export_cb
+
+    settings, run_dir = run
+    values = {"export/run": str(run_dir), "export/checkpoint": "latest", "export/mode": "gguf",
+              "export/quant": "q8_0", "export/out_dir": "", "top/lang": "en"}
+    updates = list(export_cb.export(values, settings))
+    cmd = updates[0]["export/cmd"]
+    assert cmd.startswith(f"python -m core convert gguf {run_dir.resolve()} ") and cmd.endswith("--quant q8_0")
+    bars = [u["export/progress"] for u in updates if "export/progress" in u]
+    fractions = [float(b.split('data-frac="')[1].split('"')[0]) for b in bars]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 3
+    last = updates[-1]
+    gguf = run_dir.resolve().parent.parent / "exports" / "lora-run-gguf" / "lora-run-q8_0.gguf"
+    assert last["export/last"] == str(gguf) and gguf.is_file() and (gguf.parent / "Modelfile").is_file()
+    size = f"{gguf.stat().st_size / 2**20:.1f} MiB"
+    assert f"({size})" in last["export/status"] and "Modelfile" in last["export/status"]
+    assert "chat/merged" not in last  # a GGUF file is not a folder the Chat tab loads
+    zh = list(export_cb.export({**values, "export/quant": "f16", "top/lang": "zh"}, settings))[-1]
+    assert "旁边附有 Modelfile" in zh["export/status"] and zh["export/last"].endswith("lora-run-f16.gguf")
+
+
+def test_unknown_gguf_type_is_refused_before_work(run):
+    from app.callbacks import export_cb
+    from core.errors import UserError
+
+    settings, run_dir = run
+    with pytest.raises(UserError, match="unknown GGUF type"):
+        list(export_cb.export({"export/run": str(run_dir), "export/mode": "gguf", "export/quant": "q9"}, settings))
