@@ -11,9 +11,9 @@ from core.errors import DataError, UserError
 
 CASES = {
     "alpaca": ({"instruction": "Add 2 and 3.", "input": "", "output": "5"},
-               [{"system": S["alpaca"], "input": "Add 2 and 3.\n", "output": "5"}]),
+               [{"input": "Add 2 and 3.\n", "output": "5"}]),
     "alpaca_zh": ({"instruction_zh": "翻译", "input_zh": "cat", "output_zh": "猫"},
-                  [{"system": S["alpaca"], "input": "翻译\ncat", "output": "猫"}]),
+                  [{"input": "翻译\ncat", "output": "猫"}]),
     "arxiv": ({"abstract": "We study X.", "title": "On X"},
               [{"system": S["arxiv_gentile"], "input": "We study X.", "output": "On X"}]),
     "code_alpaca": ({"prompt": "Reverse a list", "completion": "xs[::-1]"},

@@ -14,24 +14,26 @@ def _one(system: str, inp, out) -> dict:
 
 
 def alpaca_map_fn(row: dict) -> dict:
-    """Alpaca: ``instruction`` + ``input`` -> input, ``output`` -> output, system = alpaca.
+    """Alpaca: ``instruction`` + ``input`` -> input, ``output`` -> output, no system (as XTuner 0.2.0's
+    ``alpaca_map_fn``: its configs add the Alpaca system prompt only to evaluation prompts; a system prompt
+    for training is the user's choice, ``data.system``).
 
     Before: {"instruction": "Add 2 and 3.", "input": "", "output": "5"}
-    After:  {"conversation": [{"system": SYSTEM_TEMPLATES["alpaca"], "input": "Add 2 and 3.\\n", "output": "5"}]}
+    After:  {"conversation": [{"input": "Add 2 and 3.\\n", "output": "5"}]}
     Rows whose output is ``<nooutput>`` are dropped, as XTuner does.
     """
     if row.get("output") == "<nooutput>":
         raise RowSkipped("output is <nooutput>")
-    return _one(SYSTEM_TEMPLATES["alpaca"], f"{_col(row, 'instruction')}\n{_opt(row, 'input')}", row["output"])
+    return _one("", f"{_col(row, 'instruction')}\n{_opt(row, 'input')}", row["output"])
 
 
 def alpaca_zh_map_fn(row: dict) -> dict:
-    """Chinese Alpaca: ``instruction_zh`` + ``input_zh`` -> input, ``output_zh`` -> output, system = alpaca.
+    """Chinese Alpaca: ``instruction_zh`` + ``input_zh`` -> input, ``output_zh`` -> output, no system (as XTuner).
 
     Before: {"instruction_zh": "翻译", "input_zh": "cat", "output_zh": "猫"}
-    After:  {"conversation": [{"system": SYSTEM_TEMPLATES["alpaca"], "input": "翻译\\ncat", "output": "猫"}]}
+    After:  {"conversation": [{"input": "翻译\\ncat", "output": "猫"}]}
     """
-    return _one(SYSTEM_TEMPLATES["alpaca"], f"{_col(row, 'instruction_zh')}\n{_opt(row, 'input_zh')}",
+    return _one("", f"{_col(row, 'instruction_zh')}\n{_opt(row, 'input_zh')}",
                 row["output_zh"])
 
 

@@ -24,7 +24,7 @@ def _m(name, fn, required, summary, optional=()):
 
 
 MAP_FNS: dict[str, MapFn] = {m.name: m for m in (
-    _m("alpaca", alpaca_map_fn, ["instruction", "output"], "instruction+input -> output (alpaca system)", ["input"]),
+    _m("alpaca", alpaca_map_fn, ["instruction", "output"], "instruction+input -> output", ["input"]),
     _m("alpaca_zh", alpaca_zh_map_fn, ["instruction_zh", "output_zh"], "Chinese alpaca columns", ["input_zh"]),
     _m("arxiv", arxiv_map_fn, ["abstract", "title"], "abstract -> title"),
     _m("code_alpaca", code_alpaca_map_fn, ["prompt", "completion"], "prompt -> completion (coder system)"),
