@@ -23,11 +23,13 @@ from core.data.encode import apply_system, make_encoder
 from core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
 from core.data.map_fns.base import NUMBER_NOTE, MapFn, text, took_number
 from core.data.stats import DatasetStats
-from core.data.templates import resolve_template
+from core.data.templates import CHAT_TEMPLATE, get_template, resolve_template
 from core.errors import ConfigError, DataError
 
 ROW_COLUMNS = ("input_ids", "labels", "length", "full_length", "supervised", "drop_reason", "note", "row")
 TRAILING_USER_NOTE = "trailing user turn without an answer removed"
+NO_SYSTEM_SLOT_NOTE = ("the template {template} has no system slot: the system prompt is dropped (XTuner refuses "
+                       "it; use a template with a system slot, or put the instruction into the question)")
 LONG_ROW_NOTE = "very long: only the head of its text was tokenised (the sample keeps its first max_length tokens)"
 
 
@@ -40,6 +42,7 @@ class PipelineSpec:
     encoder: object
     system: str = ""
     max_length: int = 2048
+    no_system_slot: bool = False  # an XTuner template without a system slot (minicpm): a system is dropped
 
 
 @dataclass
@@ -91,7 +94,8 @@ def make_spec(data, tokenizer, column_names, first_row=None, *, model_name_or_pa
                           f"{template or 'no template'} puts {overhead} tokens around every answer"
                           f"{' (with the system prompt)' if data.system else ''}, leaving no room for the answer.",
                           f"Raise max_length to well above {overhead} (512-2048 is usual).", field="data.max_length")
-    return PipelineSpec(map_fn, template, encoder, data.system or "", data.max_length)
+    no_slot = template not in ("", CHAT_TEMPLATE) and not get_template(template).system
+    return PipelineSpec(map_fn, template, encoder, data.system or "", data.max_length, no_slot)
 
 
 def row_conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
@@ -106,7 +110,10 @@ def row_conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
             raise RowSkipped("empty text" if pretrain else "empty answer")
     if spec.template != "" and not pretrain:
         conversation = apply_system(conversation, spec.system)
-    return conversation, (TRAILING_USER_NOTE if result.get("trailing_user_turn") else "")
+    notes = [TRAILING_USER_NOTE] if result.get("trailing_user_turn") else []
+    if spec.no_system_slot and any(turn.get("system") for turn in conversation):
+        notes.append(NO_SYSTEM_SLOT_NOTE.format(template=spec.template))
+    return conversation, "\n".join(notes)
 
 
 def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
