@@ -15,13 +15,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from core.eval.report import EXAMPLES, REQUEST, SUMMARY
 from core.eval.runner import EvalRequest, make_plan
+from core.files import atomic_write_text
 from core.paths import REPO_ROOT
 from core.train.launcher import RunHandle
-from core.train.rundir import RunDir, _atomic_write
+from core.train.rundir import RunDir
 
 
 def start(request: EvalRequest) -> RunHandle:
@@ -38,7 +38,7 @@ def start(request: EvalRequest) -> RunHandle:
         rd.clear_stop()
         for name in (SUMMARY, EXAMPLES):  # results of an earlier evaluation of this name would look current
             (rd.path / name).unlink(missing_ok=True)
-        _atomic_write(rd.path / REQUEST, json.dumps(req.to_dict(), indent=1))
+        atomic_write_text(rd.path / REQUEST, json.dumps(req.to_dict(), indent=1))
         rd.status_path.unlink(missing_ok=True)
         rd.write_status(state="starting", message="Starting the evaluation.", progress=0.0, kind=None, error=None,
                         advice=None, exit_code=None, started_at=time.time(), src=req.src, data=plan.data_label,
@@ -66,7 +66,3 @@ def start(request: EvalRequest) -> RunHandle:
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time)
     return RunHandle(rd.path, popen.pid, popen=popen, create_time=create_time)
 
-
-def eval_dir_for(request: EvalRequest) -> Path:
-    """Where :func:`start` would put the results (checks the request like it does)."""
-    return make_plan(EvalRequest.from_dict(request.to_dict())).out_dir
