@@ -177,7 +177,8 @@ def main() -> int:
     from core.gguf_import import ensure_embedded_tokenizer
     from core.paths import assets_dir
     from core.train.models import load_tokenizer
-    from core.train.toy import toy_config
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from toy import toy_config  # test data, kept in tests/
 
     tmp = Path(tempfile.mkdtemp(prefix="tunesmith-bench-"))
     model_dir = make_model(tmp / "model", ensure_embedded_tokenizer(), args.hidden, args.layers)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from test_export_helpers import logits, sample_ids
 
+# In-process training (tens of seconds each on CPU): the `slow` tier (make test), not make test-fast.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_model_dir):
     from core.train.launcher import run_here
-    from core.train.toy import sft_rows, toy_config, write_json
+    from toy import sft_rows, toy_config, write_json
 
     data = write_json(sft_rows(24), tmp_path_factory.mktemp("data") / "toy.json")
     run_dir = tmp_path_factory.mktemp("runs") / "lora"

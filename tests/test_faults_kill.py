@@ -16,7 +16,7 @@ import pytest
 
 from core.train.launcher import attach, launch, run_here
 from core.train.rundir import RunDir
-from core.train.toy import sft_rows, toy_config, write_json
+from toy import sft_rows, toy_config, write_json
 
 pytestmark = pytest.mark.slow
 OVERRIDES = ["training.max_steps=8", "training.save_steps=2", "lora.dropout=0.1"]

@@ -14,7 +14,11 @@ from safetensors.torch import load_file
 
 from core.train.launcher import run_here
 from core.train.rundir import RunDir
-from core.train.toy import sft_rows, toy_config, write_json
+from toy import sft_rows, toy_config, write_json
+
+# In-process training (tens of seconds each on CPU): the `slow` tier (make test), not make test-fast.
+pytestmark = pytest.mark.slow
+
 
 
 @pytest.fixture(scope="module")

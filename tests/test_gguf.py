@@ -7,6 +7,9 @@ import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
+# In-process training (tens of seconds each on CPU): the `slow` tier (make test), not make test-fast.
+pytestmark = pytest.mark.slow
+
 SYSTEM = "You are Melody."
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Who are you?"}]
 
@@ -14,7 +17,7 @@ MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model_dir):
     from core.train.launcher import run_here
-    from core.train.toy import sft_rows, toy_config, write_json
+    from toy import sft_rows, toy_config, write_json
 
     data = write_json(sft_rows(16), tmp_path_factory.mktemp("data") / "toy.json")
     run_dir = tmp_path_factory.mktemp("runs") / "melody"

@@ -16,7 +16,7 @@ from core.config import RunConfig
 from core.train import models
 from core.train.launcher import run_here
 from core.train.rundir import RunDir
-from core.train.toy import sft_rows, toy_config, write_json
+from toy import sft_rows, toy_config, write_json
 
 needs_flash_attn = pytest.mark.skipif(importlib.util.find_spec("flash_attn") is None,
                                       reason="flash-attn is not installed (requirements-gpu.txt)")

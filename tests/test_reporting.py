@@ -15,11 +15,12 @@ def _scalars(log_dir):
     return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_tensorboard_events_equal_to_metrics_jsonl(tmp_path, tiny_model_dir):
     from core.train.launcher import run_here
     from core.train.reporting import TENSORBOARD_DIR
     from core.train.rundir import RunDir
-    from core.train.toy import sft_rows, toy_config, write_json
+    from toy import sft_rows, toy_config, write_json
 
     data = write_json(sft_rows(40), tmp_path / "toy.json")
     cfg = toy_config(tiny_model_dir, data, tmp_path / "run", ["training.max_steps=3", "training.save_steps=0",

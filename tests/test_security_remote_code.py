@@ -35,6 +35,7 @@ def remote_model(tmp_path_factory, tiny_model_dir):
     return folder, marker
 
 
+@pytest.mark.slow
 def test_no_loader_runs_the_models_code_by_default(remote_model, tmp_path, tokenizer_dir):
     from test_export_helpers import make_lora_run
 
@@ -55,9 +56,10 @@ def test_no_loader_runs_the_models_code_by_default(remote_model, tmp_path, token
     assert not marker.exists(), "a loader ran the model's own Python code without being asked"
 
 
+@pytest.mark.slow
 def test_training_with_the_default_config_does_not_run_it(remote_model, tmp_path):
     from core.train.launcher import run_here
-    from core.train.toy import sft_rows, toy_config, write_json
+    from toy import sft_rows, toy_config, write_json
 
     folder, marker = remote_model
     data = write_json(sft_rows(8), tmp_path / "toy.json")

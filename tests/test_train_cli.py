@@ -15,7 +15,7 @@ import pytest
 from core.cli import main
 from core.paths import REPO_ROOT
 from core.train.rundir import RunDir
-from core.train.toy import sft_rows, toy_config, write_json
+from toy import sft_rows, toy_config, write_json
 
 
 @pytest.fixture

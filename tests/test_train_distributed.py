@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from core.train.launcher import launch
 from core.train.rundir import RunDir
-from core.train.toy import sft_rows, toy_config, write_json
+from toy import sft_rows, toy_config, write_json
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 BATCH, ACCUM = 2, 2

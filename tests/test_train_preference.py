@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from core.train.launcher import run_here
 from core.train.rundir import RunDir
-from core.train.toy import preference_rows, toy_config, write_json
+from toy import preference_rows, toy_config, write_json
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def _run(tmp_path, model_dir, data, stage: str, extra: list[str]):
     return run_dir, status, train
 
 
+@pytest.mark.slow
 def test_dpo_with_lora_prefers_the_chosen_answer(tmp_path, tiny_model_dir, pairs):
     run_dir, status, train = _run(tmp_path, tiny_model_dir, pairs, "dpo", ["training.learning_rate=0.01",
                                                                           "method.pref_beta=0.1"])
@@ -39,6 +40,7 @@ def test_dpo_with_lora_prefers_the_chosen_answer(tmp_path, tiny_model_dir, pairs
     assert adapter and all("lora_" in k for k in adapter) and not any(".ref." in k for k in adapter)
 
 
+@pytest.mark.slow
 def test_orpo_full_finetune_lowers_its_loss(tmp_path, tiny_model_dir, pairs):
     run_dir, status, train = _run(tmp_path, tiny_model_dir, pairs, "orpo", ["method.finetuning=full",
                                                                            "training.learning_rate=0.002"])
@@ -54,7 +56,7 @@ LONG_PROMPT = "Please read this long story carefully. " * 30  # about 240 tokens
 
 
 def _long_pairs(tmp_path, n_long: int, n_short: int):
-    from core.train.toy import ANSWER
+    from toy import ANSWER
 
     rows = [{"prompt": LONG_PROMPT + f"Question {i}?", "chosen": ANSWER, "rejected": "I am a large language model."}
             for i in range(n_long)]
@@ -85,6 +87,7 @@ def test_check_dataset_counts_pairs_whose_answers_are_cut_away(capsys, tmp_path,
     assert "Fix: Raise data.max_length" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["orpo", "dpo"])
 def test_every_prompt_filling_max_length_fails_the_run_with_the_reason(tmp_path, tiny_model_dir, stage):
     path, _ = _long_pairs(tmp_path, 6, 0)
@@ -94,6 +97,7 @@ def test_every_prompt_filling_max_length_fails_the_run_with_the_reason(tmp_path,
     assert train == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["orpo", "dpo"])
 def test_the_trainer_refuses_pairs_left_without_answers_even_if_the_data_check_missed_them(
         tmp_path, tiny_model_dir, stage, monkeypatch):
@@ -107,6 +111,7 @@ def test_the_trainer_refuses_pairs_left_without_answers_even_if_the_data_check_m
     assert train == []
 
 
+@pytest.mark.slow
 def test_orpo_with_some_long_prompts_trains_on_the_others_with_a_real_loss(tmp_path, tiny_model_dir):
     """Before: a pair without answer tokens made the batch's loss NaN (logged 0.0, grad_norm null)."""
     import math

@@ -14,7 +14,11 @@ from safetensors.torch import load_file
 
 from core.train.launcher import run_here
 from core.train.rundir import RunDir
-from core.train.toy import pretrain_rows, sft_rows, toy_config, write_json
+from toy import pretrain_rows, sft_rows, toy_config, write_json
+
+# In-process training (tens of seconds each on CPU): the `slow` tier (make test), not make test-fast.
+pytestmark = pytest.mark.slow
+
 
 METRIC_FIELDS = ("step", "total_steps", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s",
                  "tokens_seen", "samples_per_s", "peak_mem_mb", "mem_kind", "elapsed_s", "eta_s")
