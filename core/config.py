@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError, close_matches
+from core.files import atomic_write_text
 from core.refs import EMBEDDED_MODEL
 
 
@@ -205,12 +206,7 @@ class RunConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the YAML atomically (temp file + rename) so a reader never sees half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(self.to_yaml(), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, self.to_yaml())
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "RunConfig":

@@ -8,27 +8,15 @@ renamed at the end, so an interrupted import never leaves a folder that looks co
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 from core import paths
 from core.errors import UserError
+from core.files import file_lock
 
 COMPLETE_MARKER = ".tunesmith-import-complete"
-
-
-@contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if this process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _check_gguf(gguf_path: Path) -> None:
@@ -99,7 +87,7 @@ def ensure_embedded_model() -> Path:
     out = paths.embedded_model_dir()
     if (out / COMPLETE_MARKER).exists() and (out / "config.json").exists():
         return out
-    with _file_lock(paths.models_dir() / ".import.lock"):
+    with file_lock(paths.models_dir() / ".import.lock"):
         if (out / COMPLETE_MARKER).exists() and (out / "config.json").exists():
             return out
         return import_gguf(_embedded_gguf(), out, overwrite=True)
@@ -113,7 +101,7 @@ def ensure_embedded_tokenizer() -> Path:
     out = paths.models_dir() / f"{paths.EMBEDDED_MODEL_NAME}-tokenizer"
     if (out / COMPLETE_MARKER).exists():
         return out
-    with _file_lock(paths.models_dir() / ".import.lock"):
+    with file_lock(paths.models_dir() / ".import.lock"):
         if (out / COMPLETE_MARKER).exists():
             return out
         return import_gguf(_embedded_gguf(), out, tokenizer_only=True, overwrite=True)

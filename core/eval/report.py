@@ -164,7 +164,8 @@ def verdict(summary: dict) -> str:
 
 def write_results(out_dir: Path, summary: dict, rows: list[dict]) -> None:
     """Atomic writes (the GUI polls these files while they may be replaced)."""
-    from core.train.rundir import _atomic_write, _json_default
+    from core.files import atomic_write_text as _atomic_write
+    from core.train.rundir import _json_default
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(out_dir / EXAMPLES, "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n"

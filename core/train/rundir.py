@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import atomic_write_text, file_lock
 
 TERMINAL_STATES = ("finished", "stopped", "failed")
 ACTIVE_STATES = ("starting", "running", "stopping")
@@ -76,11 +77,11 @@ class RunDir:
     def write_status(self, **fields) -> dict:
         """Merge ``fields`` into status.json atomically and return the new status."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with _flocked(self.path / ".status.lock"):
+        with file_lock(self.path / ".status.lock"):
             status = self.read_status()
             status.update(fields)
             status["updated_at"] = time.time()
-            _atomic_write(self.status_path, json.dumps(status, indent=1, default=str))
+            atomic_write_text(self.status_path, json.dumps(status, indent=1, default=str))
         return status
 
     # ---- metrics / samples ---------------------------------------------------------------
@@ -102,7 +103,7 @@ class RunDir:
             records = _read_jsonl(path, 0)
             kept = [r for r in records if int(r.get("step", 0) or 0) <= step]
             if len(kept) != len(records):
-                _atomic_write(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in kept))
+                atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in kept))
 
     # ---- checkpoints ---------------------------------------------------------------------
     def list_checkpoints(self) -> list[Path]:
@@ -171,7 +172,8 @@ class RunDir:
         """Take the run's exclusive lock and return its file descriptor.
 
         flock locks die with the last process holding the descriptor, so a crashed run never
-        keeps the directory locked. Raises :class:`RunDirBusy` when a live run holds it.
+        keeps the directory locked. Raises :class:`RunDirBusy` when a live run holds it. A raw flock on
+        purpose, not core.files.file_lock: the launcher passes this descriptor to the supervisor.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -224,25 +226,6 @@ def _read_jsonl(path: Path, since_line: int) -> list[dict]:
         with contextlib.suppress(json.JSONDecodeError):
             out.append(json.loads(line))
     return out
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Readers see the old or the new file, never half of one. No fsync: these files are rewritten
-    every second or so, and after a power cut an older status is fine (checkpoints are fsynced)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _flocked(path: Path):
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def fsync_tree(root: Path) -> None:
