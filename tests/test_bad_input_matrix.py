@@ -466,40 +466,48 @@ def gui_problem(row: Row) -> str | None:
 
 
 def test_every_bad_input_gives_one_clear_error_and_changes_nothing(world):
+    """Every row in the GUI, and the CLI in this process for the rows that need no subprocess of their own
+    (the subprocess rows, a few seconds each, are the slow test below)."""
     table = rows(world)
     assert len(table) >= 25 and sum(r.sub for r in table) >= 10
     assert len({r.name for r in table}) == len(table)
     root = world["root"]
     failures: list[str] = []
     before_all = snapshot(root)
-
-    # real subprocesses in the background, two at a time, while the in-process rows run here
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = {r.name: pool.submit(run_subprocess, r.argv) for r in table if r.sub}
-        for row in table:
-            before = snapshot(root, skip=BACKGROUND)
-            if not row.sub:
-                problem = cli_problem(row, *run_in_process(row.argv))
-                if problem:
-                    failures.append(f"CLI {row.name}: {problem}")
-            if row.gui is not None:
-                problem = gui_problem(row)
-                if problem:
-                    failures.append(f"GUI {row.name}: {problem}")
-            lost = lost_or_changed(before, snapshot(root, skip=BACKGROUND))
-            if lost:
-                failures.append(f"{row.name}: changed or deleted {lost[:5]}")
-        for row in table:
-            if row.sub:
-                problem = cli_problem(row, *pending[row.name].result())
-                if problem:
-                    failures.append(f"CLI (subprocess) {row.name}: {problem}")
-
+    for row in table:
+        before = snapshot(root)
+        if not row.sub:
+            problem = cli_problem(row, *run_in_process(row.argv))
+            if problem:
+                failures.append(f"CLI {row.name}: {problem}")
+        if row.gui is not None:
+            problem = gui_problem(row)
+            if problem:
+                failures.append(f"GUI {row.name}: {problem}")
+        lost = lost_or_changed(before, snapshot(root))
+        if lost:
+            failures.append(f"{row.name}: changed or deleted {lost[:5]}")
     lost = lost_or_changed(before_all, snapshot(root))
     assert not lost, f"files the user had were changed or deleted: {lost[:10]}"
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
+def test_every_bad_input_in_a_cli_subprocess_gives_one_clear_error_and_changes_nothing(world):
+    """The rows that need a real ``python -m core`` process (signals, stdin, a fresh import), two at a time."""
+    table = [r for r in rows(world) if r.sub]
+    root = world["root"]
+    before_all = snapshot(root)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = {r.name: pool.submit(run_subprocess, r.argv) for r in table}
+        failures = [f"CLI (subprocess) {row.name}: {problem}" for row in table
+                    if (problem := cli_problem(row, *pending[row.name].result()))]
+    lost = lost_or_changed(before_all, snapshot(root))
+    assert not lost, f"files the user had were changed or deleted: {lost[:10]}"
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
 def test_debug_shows_the_traceback(world):
     """The same bad input with --debug: the traceback (for a bug report) instead of the one line."""
     code, stdout, stderr = run_subprocess(["--debug", "train", str(world["user"] / "types.yaml")])
