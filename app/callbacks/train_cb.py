@@ -334,6 +334,7 @@ def banner(values: dict, settings: AppSettings) -> dict:
 def poll(values: dict, settings: AppSettings) -> dict:
     """One timer tick: progress, plots (only when new metrics arrived), log tail, samples, failure,
     and the banner every tab shows while a run is active."""
+    from core.train.jsonl_tail import read_appended
     from core.train.launcher import attach
     from core.train.rundir import RunDir
 
@@ -344,8 +345,8 @@ def poll(values: dict, settings: AppSettings) -> dict:
     status = rd.read_status()
     if status.get("state") != QUEUED:
         status = attach(rd.path).status()
-    rows = rd.read_metrics()
-    samples = rd.read_samples()
+    rows = read_appended(rd.metrics_path)  # only the lines appended since the last tick are parsed
+    samples = read_appended(rd.samples_path)
     log_scale = bool(values.get("train/log_scale"))
     lang = lang_of(values)
     log_lines = rd.log_tail(60)
