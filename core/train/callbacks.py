@@ -14,6 +14,7 @@ import time
 
 from transformers import TrainerCallback
 
+from core.chat.settings import GenerationSettings
 from core.train.dist import DistContext, any_rank
 from core.train.rundir import RunDir
 
@@ -232,7 +233,9 @@ class EvalChatCallback(TrainerCallback):
                     mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=model.device)
                     ids = model.generate(input_ids=prompt_ids, attention_mask=mask,
                                          max_new_tokens=max_new_tokens or self.max_new_tokens,
-                                         do_sample=True, temperature=0.1, top_p=0.75, top_k=40, use_cache=True,
+                                         do_sample=True, temperature=SAMPLING.temperature, top_p=SAMPLING.top_p,
+                                         top_k=SAMPLING.top_k, repetition_penalty=SAMPLING.repetition_penalty,
+                                         use_cache=True,
                                          stop_strings=stop_words or None, tokenizer=self.tokenizer,
                                          pad_token_id=pad, synced_gpus=self.zero3)
                     for prompt, row in zip(chunk, ids):
@@ -273,6 +276,7 @@ class EvalChatCallback(TrainerCallback):
 
 
 EVAL_BATCH = 4  # prompts per generate call
+SAMPLING = GenerationSettings()  # the eval answers sample as the Chat tab does by default (temperature, top-k/p)
 
 
 def phase_fields(key: str, done: int | None = None, total: int | None = None) -> dict:

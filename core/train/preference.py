@@ -9,24 +9,15 @@ from __future__ import annotations
 
 from core.config import RunConfig
 from core.errors import DataError
-from core.train.workflow import (Outcome, Session, deepspeed_dict, run_trainer, seed_everything, standard_callbacks,
-                                 training_kwargs)
+from core.train.workflow import Outcome, Session, prepare, run_trainer
 
 
 def run_preference(cfg: RunConfig, session: Session) -> Outcome:
     from core.data.preference import build_preference_data
-    from core.train.deepspeed import zero_stage
-    from core.train.models import load_model, load_tokenizer, lora_config, model_path
+    from core.train.models import lora_config
     from core.train.trainer import with_run_mixin
 
-    stage = cfg.method.stage
-    session.phase("Loading the tokenizer.")
-    path = model_path(cfg)
-    tokenizer = load_tokenizer(cfg, path)
-    ds = deepspeed_dict(cfg, session, path)
-    has_eval = cfg.data.eval_size > 0
-    kwargs = training_kwargs(cfg, session.rd, session.ctx, has_eval=has_eval, deepspeed=ds)
-    if stage == "dpo":
+    if cfg.method.stage == "dpo":
         from trl import DPOConfig as ConfigCls
         from trl import DPOTrainer as TrainerCls
 
@@ -37,32 +28,18 @@ def run_preference(cfg: RunConfig, session: Session) -> Outcome:
 
         completion = max(16, cfg.data.max_length - cfg.method.max_prompt_length)
         extra = {"beta": cfg.method.pref_beta, "max_length": cfg.data.max_length, "max_completion_length": completion}
-    args = ConfigCls(**kwargs, **extra)
-
-    session.phase("Preparing the preference pairs.")
-    with args.main_process_first(desc="dataset"):
-        data = build_preference_data(cfg.data, tokenizer, model_name_or_path=cfg.model.name_or_path,
-                                     seed=cfg.training.seed)
-    if len(data.train) == 0:
-        raise DataError(f"no preference pairs are left in {cfg.data.path}.",
-                        "Each row needs a prompt and a chosen and a rejected answer (see docs/training.md).")
-    if session.ctx.is_main:
-        from core.train.sft import _stats
-
-        session.rd.write_status(dataset=_stats(data))  # kept / dropped pairs, as for SFT
-    session.check_stop("preparing the dataset")
-
-    session.phase("Loading the model.")
-    seed_everything(cfg.training.seed)  # LoRA/new weights are drawn from the global RNG
-    model = load_model(cfg, local_rank=session.ctx.local_rank, deepspeed=ds is not None, path=path,
-                       add_adapters=False)
-    session.check_stop("loading the model")
+    ready = prepare(
+        cfg, session, data_message="Preparing the preference pairs.", add_adapters=False,
+        make_args=lambda kwargs: ConfigCls(**kwargs, **extra),
+        build_data=lambda tokenizer, on_rows: build_preference_data(
+            cfg.data, tokenizer, model_name_or_path=cfg.model.name_or_path, seed=cfg.training.seed),
+        empty=DataError(f"no preference pairs are left in {cfg.data.path}.",
+                        "Each row needs a prompt and a chosen and a rejected answer (see docs/training.md)."))
     trainer_cls = with_run_mixin(TrainerCls)
-    eval_ds = data.eval if has_eval and data.eval is not None and len(data.eval) else None
-    trainer = trainer_cls(model=model, args=args, train_dataset=data.train, eval_dataset=eval_ds,
-                          processing_class=tokenizer, peft_config=lora_config(cfg) if cfg.uses_lora else None,
-                          callbacks=standard_callbacks(cfg, session, tokenizer, template=data.template,
-                                                       zero3=bool(ds) and zero_stage(ds) == 3))
+    eval_ds = ready.eval_dataset
+    trainer = trainer_cls(model=ready.model, args=ready.args, train_dataset=ready.data.train, eval_dataset=eval_ds,
+                          processing_class=ready.tokenizer, peft_config=lora_config(cfg) if cfg.uses_lora else None,
+                          callbacks=ready.callbacks(cfg, session))
     _keep_pairs_with_answers(trainer, cfg)
     return run_trainer(trainer, cfg, session, has_eval=eval_ds is not None)
 

@@ -124,6 +124,78 @@ def standard_callbacks(cfg: RunConfig, session: Session, tokenizer, *, template:
     ]
 
 
+@dataclass
+class Prepared:
+    """What every workflow has before it builds its trainer (see :func:`prepare`)."""
+
+    tokenizer: object
+    args: object        # the TrainingArguments (or TRL's config class) the trainer gets
+    data: object        # BuiltData: train, eval, stats, template
+    model: object
+    deepspeed: dict | None
+    has_eval: bool
+
+    @property
+    def eval_dataset(self):
+        """The eval split when there is one to evaluate on, else None."""
+        return self.data.eval if self.has_eval and self.data.eval is not None and len(self.data.eval) else None
+
+    def callbacks(self, cfg: RunConfig, session: Session) -> list:
+        from core.train.deepspeed import zero_stage
+
+        return standard_callbacks(cfg, session, self.tokenizer, template=self.data.template,
+                                  zero3=bool(self.deepspeed) and zero_stage(self.deepspeed) == 3)
+
+
+def prepare(cfg: RunConfig, session: Session, *, make_args, build_data, data_message: str, empty,
+            add_adapters: bool = True) -> Prepared:
+    """The steps SFT/pretraining and DPO/ORPO share, in their order: tokenizer, DeepSpeed config, training
+    arguments (before the model: under ZeRO-3 they must exist before it is built, sharded), the data
+    (built once, on the main process first), its stats in status.json, the model; a stop request is
+    honoured between the long steps.
+
+    ``make_args(training_kwargs) -> args``; ``build_data(tokenizer, on_rows) -> BuiltData``; ``empty``:
+    the DataError raised when no training row is left; ``add_adapters=False`` when the trainer adds the
+    LoRA adapter itself (TRL's peft_config).
+    """
+    from core.train.models import load_model, load_tokenizer, model_path
+
+    session.phase("Loading the tokenizer.", "loading_tokenizer")
+    path = model_path(cfg)
+    tokenizer = load_tokenizer(cfg, path)
+    ds = deepspeed_dict(cfg, session, path)
+    has_eval = cfg.data.eval_size > 0
+    args = make_args(training_kwargs(cfg, session.rd, session.ctx, has_eval=has_eval, deepspeed=ds))
+    session.phase(data_message, "tokenizing")
+    with args.main_process_first(desc="dataset"):
+        data = build_data(tokenizer, lambda n: session.phase(f"Tokenising {n} rows.", "tokenizing", total=n))
+    if len(data.train) == 0:
+        raise empty
+    if session.ctx.is_main:
+        session.rd.write_status(dataset=dataset_stats(data))
+    session.check_stop("preparing the dataset")
+
+    session.phase("Loading the model.", "loading_model")
+    seed_everything(cfg.training.seed)  # LoRA/new weights are drawn from the global RNG
+    model = load_model(cfg, local_rank=session.ctx.local_rank, deepspeed=ds is not None, path=path,
+                       add_adapters=add_adapters)
+    session.check_stop("loading the model")
+    return Prepared(tokenizer=tokenizer, args=args, data=data, model=model, deepspeed=ds, has_eval=has_eval)
+
+
+def dataset_stats(data) -> dict:
+    """The JSON-safe part of the data's stats for status.json (kept / dropped rows, lengths), with row counts."""
+    stats = getattr(data, "stats", None)
+    if stats is None:
+        return {"train_rows": len(data.train)}
+    to_dict = getattr(stats, "to_dict", None)
+    out = to_dict() if callable(to_dict) else {}
+    out = {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    out["train_rows"] = len(data.train)
+    out["eval_rows"] = len(data.eval) if data.eval is not None else 0
+    return out
+
+
 def run_trainer(trainer, cfg: RunConfig, session: Session, *, has_eval: bool) -> Outcome:
     """Train (resuming when asked), evaluate at the end if the schedule missed it, report the outcome."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
