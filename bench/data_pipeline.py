@@ -5,7 +5,12 @@ with ``num_proc`` workers) and a straightforward per-sample reference (one ``tok
 segment, row by row, as XTuner's encode_fn does) on the same rows with the SmolLM2 tokenizer,
 checks that both produce the same samples, and prints samples/s, tokens/s and the speed ratio.
 
-    python bench/data_pipeline.py [--rows 20000] [--num-proc N] [--template internlm2_chat]
+It also measures the limit: the raw tokenizer backend (``backend_tokenizer.encode_batch_fast``) over the
+templated texts of the same samples, i.e. tokenisation alone with nothing around it, and prints our ratio
+to it (1.0 = the pipeline costs no more than tokenising). Compare ratios within one run, not absolute
+numbers across runs: the machine may be busy.
+
+    python bench/data_pipeline.py [--rows 20000] [--num-proc N|auto] [--template internlm2_chat] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -50,13 +56,13 @@ def reference_pipeline(path: Path, tokenizer, template_name: str, max_length: in
     from core.data.templates import SYSTEM_TEMPLATES, get_template
 
     tpl = get_template(template_name)
+    del SYSTEM_TEMPLATES  # alpaca sets no system prompt (as XTuner's alpaca_map_fn)
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     eos = [tokenizer.eos_token_id]
     samples = []
     for row in json.loads(path.read_text(encoding="utf-8")):
-        system = SYSTEM_TEMPLATES["alpaca"]
         user = f"{row['instruction']}\n{row['input']}"
-        prompt = tpl.system.format(system=system) + tpl.instruction.format(input=user, round=1)
+        prompt = tpl.instruction.format(input=user, round=1)
         answer = row["output"] + tpl.suffix
         p_ids = tokenizer.encode(prompt, add_special_tokens=False)
         a_ids = tokenizer.encode(answer, add_special_tokens=False)
@@ -81,10 +87,33 @@ def reference_pipeline(path: Path, tokenizer, template_name: str, max_length: in
     return samples, packed
 
 
+def templated_texts(path: Path, tokenizer, template_name: str) -> list[str]:
+    """Each sample as one string, the template applied (BOS/EOS as token text): what the backend tokenises."""
+    from core.data.templates import get_template
+
+    tpl = get_template(template_name)
+    bos = tokenizer.bos_token or ""
+    eos = "" if tpl.suffix_as_eos else (tokenizer.eos_token or "")
+    return [bos + tpl.instruction.format(input=f"{row['instruction']}\n{row['input']}", round=1) + row["output"]
+            + tpl.suffix + eos + tpl.sep for row in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def raw_backend_seconds(tokenizer, texts: list[str], batch: int = 1000) -> tuple[float, int]:
+    """Wall seconds (and tokens) of ``backend_tokenizer.encode_batch_fast`` over ``texts``: the limit."""
+    backend = tokenizer.backend_tokenizer
+    t0 = time.perf_counter()
+    tokens = 0
+    for i in range(0, len(texts), batch):
+        tokens += sum(len(e.ids) for e in backend.encode_batch_fast(texts[i:i + batch], add_special_tokens=False))
+    return time.perf_counter() - t0, tokens
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20000)
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--num-proc", default="default",
+                        help="worker processes: a number, or 'default' (DataConfig's default, as a run gets it)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of ours and of the limit; medians are shown")
     parser.add_argument("--template", default="internlm2_chat")
     parser.add_argument("--max-length", type=int, default=2048)
     args = parser.parse_args(argv)
@@ -94,7 +123,7 @@ def main(argv=None) -> int:
     from transformers import AutoTokenizer
 
     from core.config import DataConfig
-    from core.data.pipeline import build_sft_data
+    from core.data.pipeline import build_sft_data, effective_num_proc
     from core.gguf_import import ensure_embedded_tokenizer
 
     datasets.disable_progress_bars()
@@ -103,12 +132,19 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "alpaca.json"
         make_alpaca_file(path, args.rows)
+        extra = {} if args.num_proc == "default" else {"num_proc": int(args.num_proc)}
         cfg = DataConfig(path=str(path), map_fn="alpaca", template=args.template, max_length=args.max_length,
-                         num_proc=args.num_proc, pack=True)
+                         pack=True, **extra)
+        texts = templated_texts(path, tokenizer, args.template)
 
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        built = build_sft_data(cfg, tokenizer)
-        ours_s, ours_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        ours, limits = [], []
+        for _ in range(max(1, args.repeat)):  # interleaved, so a busy moment hits both alike
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            built = build_sft_data(cfg, tokenizer)
+            ours.append((time.perf_counter() - t0, cpu_seconds() - c0))
+            limits.append(raw_backend_seconds(tokenizer, texts))
+        ours_s, ours_cpu = statistics.median(o[0] for o in ours), statistics.median(o[1] for o in ours)
+        limit_s, limit_tokens = statistics.median(x[0] for x in limits), limits[0][1]
         t0, c0 = time.perf_counter(), cpu_seconds()
         ref_samples, ref_packed = reference_pipeline(path, tokenizer, args.template, args.max_length)
         ref_s, ref_cpu = time.perf_counter() - t0, cpu_seconds() - c0
@@ -117,8 +153,11 @@ def main(argv=None) -> int:
         ref_tokens = sum(len(ids) for ids, _ in ref_samples)
         same = tokens == ref_tokens and built.stats.kept == len(ref_samples)
         rows = args.rows
-        print(f"rows: {rows}, template: {args.template}, max_length: {args.max_length}, num_proc: {args.num_proc}, "
-              f"cpus: {os.cpu_count()}")
+        print(f"rows: {rows}, template: {args.template}, max_length: {args.max_length}, num_proc: {cfg.num_proc} "
+              f"({args.num_proc}; {effective_num_proc(cfg.num_proc, rows)} used), cpus: {os.cpu_count()}, "
+              f"repeat: {args.repeat} (medians)")
+        print(f"limit     : {rows / limit_s:9.0f} samples/s {limit_tokens / limit_s:11.0f} tokens/s "
+              f"({limit_s:.2f} s wall; backend_tokenizer.encode_batch_fast over the templated texts)")
         print(f"tunesmith : {rows / ours_s:9.0f} samples/s {tokens / ours_s:11.0f} tokens/s "
               f"({ours_s:.2f} s wall, {ours_cpu:.1f} s CPU; {built.train.num_rows} packed rows, "
               f"{built.stats.packing_efficiency:.1%} full)")
@@ -126,6 +165,8 @@ def main(argv=None) -> int:
               f"({ref_s:.2f} s wall, {ref_cpu:.1f} s CPU; {len(ref_packed)} packed rows)")
         print(f"ratio     : {ref_s / ours_s:.2f}x the per-sample reference in wall time, {ref_cpu / ours_cpu:.2f}x in "
               f"CPU time (same samples: {same})")
+        print(f"of limit  : {limit_s / ours_s:.2f} (ours vs the raw backend, wall time; 1.0 = no cost beyond "
+              f"tokenising; same tokens: {limit_tokens == tokens})")
         print("note      : tokenisation itself is most of both; the wall-time gain grows with free cores "
               "(batched Rust tokenizer threads + num_proc workers)")
     return 0 if same else 1

@@ -237,9 +237,36 @@ def spec_fingerprint(ds, spec: PipelineSpec) -> str:
     return Hasher.hash(parts)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def effective_num_proc(requested, rows: int, cores: int | None = None) -> int:
+    """The worker processes that cannot make tokenising slower than one process.
+
+    One process already keeps the cores busy (the Rust tokenizer encodes a batch on several threads), so
+    workers only pay off with cores to spare: none on 2 cores or fewer (measured: a second process made
+    the pipeline slower there, bench/data_pipeline.py), at most half the cores otherwise, and at least
+    1000 rows per worker.
+
+    >>> effective_num_proc(4, 20000, cores=2), effective_num_proc(4, 20000, cores=8), effective_num_proc(8, 2500, 16)
+    (1, 4, 2)
+    """
+    cores = usable_cores() if cores is None else cores
+    if cores <= 2:
+        return 1
+    return max(1, min(int(requested or 1), rows // 1000 or 1, cores // 2))
+
+
 def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
     """Run :func:`encode_rows` over a Dataset; returns (kept samples, stats)."""
-    num_proc = max(1, min(int(num_proc or 1), ds.num_rows // 1000 or 1))
+    num_proc = effective_num_proc(num_proc, ds.num_rows)
     encoded = ds.map(encode_rows, batched=True, batch_size=1000, with_indices=True, fn_kwargs={"spec": spec},
                      remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
                      new_fingerprint=spec_fingerprint(ds, spec), desc="Tokenising")
