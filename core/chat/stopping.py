@@ -62,17 +62,24 @@ class StopWordFilter:
         return best
 
 
-def make_stopping_criteria(tokenizer, prompt_len: int, stop_words, cancel: threading.Event, tokenizer_lock,
-                           between_steps=None):
+def make_stopping_criteria(tokenizer, prompt_len: int, stop_words, cancel: threading.Event | None = None,
+                           tokenizer_lock=None, between_steps=None):
     """A StoppingCriteria that ends generation on cancel or once a stop word appears in the answer.
 
-    It is called once per generated token, so it also calls ``between_steps()`` (if given) there: the
-    point where a generation hands its turn to the others (see :mod:`core.chat.turns`).
+    The one stop-word mechanism of chat, serve and the trainer's sample answers. It works on a batch
+    (left-padded prompts of ``prompt_len`` tokens): each row ends when its own answer reaches a stop word;
+    ``reason`` says why the last one ended ("stop_word", "cancelled"). It is called once per generated
+    token, so it also calls ``between_steps()`` (if given) there: the point where a generation hands its
+    turn to the others (see :mod:`core.chat.turns`).
     """
+    import contextlib
+
     import torch
     from transformers import StoppingCriteria
 
+    stop_words = [w for w in stop_words if w]
     longest = max((len(w) for w in stop_words), default=0)
+    lock = tokenizer_lock if tokenizer_lock is not None else contextlib.nullcontext()
 
     class _Stop(StoppingCriteria):
         def __init__(self):
@@ -81,18 +88,22 @@ def make_stopping_criteria(tokenizer, prompt_len: int, stop_words, cancel: threa
 
         def __call__(self, input_ids, scores, **kwargs):
             self.generated = input_ids.shape[1] - prompt_len
-            done = cancel.is_set()
-            if done:
+            rows = input_ids.shape[0]
+            if cancel is not None and cancel.is_set():
                 self.reason = self.reason or "cancelled"
+                done = [True] * rows
             elif stop_words:
-                tail = input_ids[0, max(prompt_len, input_ids.shape[1] - longest - 4):]
-                with tokenizer_lock:
-                    text = tokenizer.decode(tail, skip_special_tokens=False)
-                if earliest_stop(text, stop_words) >= 0:
-                    done, self.reason = True, "stop_word"
-            if between_steps is not None and not done:
+                tails = input_ids[:, max(prompt_len, input_ids.shape[1] - longest - 4):]
+                with lock:
+                    texts = tokenizer.batch_decode(tails, skip_special_tokens=False)
+                done = [earliest_stop(text, stop_words) >= 0 for text in texts]
+                if any(done):
+                    self.reason = "stop_word"
+            else:
+                done = [False] * rows
+            if between_steps is not None and not all(done):
                 between_steps()
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return _Stop()
 

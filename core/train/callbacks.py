@@ -205,6 +205,9 @@ class EvalChatCallback(TrainerCallback):
     def generate(self, model, step: int, when: str, max_new_tokens: int | None = None,
                  total_steps: int = 0) -> list[dict]:
         import torch
+        from transformers import StoppingCriteriaList
+
+        from core.chat.stopping import earliest_stop, make_stopping_criteria
 
         if not self.prompts or step in self.done_steps:
             return []
@@ -235,13 +238,13 @@ class EvalChatCallback(TrainerCallback):
                                          max_new_tokens=max_new_tokens or self.max_new_tokens,
                                          do_sample=True, temperature=SAMPLING.temperature, top_p=SAMPLING.top_p,
                                          top_k=SAMPLING.top_k, repetition_penalty=SAMPLING.repetition_penalty,
-                                         use_cache=True,
-                                         stop_strings=stop_words or None, tokenizer=self.tokenizer,
+                                         use_cache=True, stopping_criteria=StoppingCriteriaList(
+                                             [make_stopping_criteria(self.tokenizer, width, stop_words)]),
                                          pad_token_id=pad, synced_gpus=self.zero3)
                     for prompt, row in zip(chunk, ids):
                         answer = self.tokenizer.decode(row[width:], skip_special_tokens=True)
-                        for word in stop_words:
-                            answer = answer.split(word)[0]
+                        cut = earliest_stop(answer, stop_words)
+                        answer = answer[:cut] if cut >= 0 else answer
                         out.append({"step": step, "when": when, "prompt": prompt, "answer": answer.strip()})
                 self._phase(phase, len(out), step)
         finally:
