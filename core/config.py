@@ -88,6 +88,8 @@ class DataConfig:
     eval_size: float = _f(0.0, "Held-out evaluation split: a fraction (<1) or a number of rows (>=1); 0 = none.")
     num_proc: int = _f(1, "Processes used to tokenize the dataset.")
     split: str = _f("train", "Split to read from a hub dataset or a saved DatasetDict.")
+    sources: list = _f([], "More datasets in the same run, each with its own format: a list of {path, map_fn, "
+                       "columns, max_rows}; they are concatenated after data.path (as XTuner concatenates datasets).")
 
 
 @dataclass
@@ -487,6 +489,6 @@ def _problems(cfg: RunConfig):
 
     if not m.name_or_path:
         yield E("no base model given.", f"Set a local folder, a hub id, or {EMBEDDED_MODEL}.", field="model.name_or_path")
-    if not d.path:
+    if not d.path and not d.sources:
         yield E("no dataset given.", "Set a data file (json/jsonl/csv/parquet/txt), a saved dataset folder or a hub id.",
                 field="data.path")

@@ -81,6 +81,7 @@ def _path_problems(cfg: RunConfig):
                 field="data.path")
     elif dp and classify(dp) == FILE:
         yield from _data_file_problems(dp)
+    yield from _source_problems(d)
     ds = di.deepspeed
     if ds and ds not in DEEPSPEED_PRESETS and not Path(ds).expanduser().is_file():
         yield E(f"'{ds}' is neither a DeepSpeed preset nor an existing JSON file.",
@@ -173,6 +174,32 @@ def _name_problems(cfg: RunConfig):
             check()
         except UserError as exc:
             yield ConfigError(exc.message, exc.fix, field=exc.field)
+
+
+def _source_problems(d):
+    """data.sources: each entry well formed, its file there and readable, its map_fn known."""
+    from core.data.map_fns import get_map_fn
+    from core.data.sources import data_sources
+
+    try:
+        sources = data_sources(d)
+    except ConfigError as exc:
+        yield exc
+        return
+    for i, source in enumerate(sources[1 if d.path else 0:]):
+        where = f"data.sources[{i}]"
+        kind = classify(source.path)
+        if kind not in (FILE, FOLDER, HUB):
+            yield ConfigError(f"dataset {source.path} ({where}) does not exist.", "Check the path, or give a hub "
+                              "dataset id like tatsu-lab/alpaca.", field=f"{where}.path")
+        elif kind == FILE:
+            for problem in _data_file_problems(source.path):
+                yield ConfigError(problem.message, problem.fix, field=f"{where}.path")
+        if source.map_fn not in ("", "auto", "columns"):
+            try:
+                get_map_fn(source.map_fn)
+            except UserError as exc:
+                yield ConfigError(exc.message, exc.fix, field=f"{where}.map_fn")
 
 
 def _data_file_problems(path: str):

@@ -36,3 +36,68 @@ def test_a_system_prompt_with_minicpm_is_reported(tmp_path, tokenizer):
                               tokenizer).stats.notes
     assert not build_sft_data(DataConfig(path=path, map_fn="alpaca", template="internlm2_chat", system="Be brief.",
                                          pack=False), tokenizer).stats.notes
+
+
+def _two_sources(tmp_path):
+    a = _write(tmp_path / "a.jsonl", [{"instruction": f"q{i}", "input": "", "output": f"answer {i}"} for i in range(6)])
+    b = _write(tmp_path / "b.jsonl", [{"messages": [{"role": "user", "content": f"hi {i}"},
+                                                    {"role": "assistant", "content": f"hello {i}"}]} for i in range(4)]
+               + [{"messages": [{"role": "user", "content": "no answer"}]}])
+    return a, b
+
+
+def test_several_sources_each_with_its_map_fn_are_concatenated(tmp_path, tokenizer):
+    a, b = _two_sources(tmp_path)
+    one_a = build_sft_data(DataConfig(path=a, map_fn="alpaca", template="internlm2_chat", pack=False), tokenizer)
+    one_b = build_sft_data(DataConfig(path=b, template="internlm2_chat", pack=False), tokenizer)
+    both = build_sft_data(DataConfig(path=a, map_fn="alpaca", template="internlm2_chat", pack=False,
+                                     sources=[{"path": b, "map_fn": "openai"}]), tokenizer)
+    assert list(both.train["input_ids"]) == list(one_a.train["input_ids"]) + list(one_b.train["input_ids"])
+    assert both.stats.kept == 10 and both.stats.rows == 11 and both.stats.dropped_total == 1
+    assert [(s["path"], s["map_fn"], s["kept"]) for s in both.stats.sources] == [(a, "alpaca", 6), (b, "openai", 4)]
+    assert any(line.startswith(f"  source {b} (openai): 4 of 5 rows kept") for line in both.stats.lines())
+    assert any(reason.startswith(f"{b}: ") for reason in both.stats.dropped)
+    # the XTuner-config form: only sources, max_rows per source, an eval split from each
+    c = _write(tmp_path / "c.jsonl", [{"question": f"q{i}", "answer": f"a{i}"} for i in range(5)])
+    listed = build_sft_data(DataConfig(sources=[{"path": a, "map_fn": "alpaca", "max_rows": 3}, {"path": c}],
+                                       template="internlm2_chat", pack=True, eval_size=2, max_length=256), tokenizer)
+    assert (listed.stats.rows, listed.eval_stats.rows) == (6, 2)
+    assert [s["rows"] for s in listed.eval_stats.sources] == [1, 1] and listed.stats.sources[1]["map_fn"] == "columns"
+
+
+def test_the_preview_shows_each_sources_share(tmp_path, tokenizer):
+    a, b = _two_sources(tmp_path)
+    result = preview(DataConfig(path=a, map_fn="alpaca", template="internlm2_chat",
+                                sources=[{"path": b, "map_fn": "openai"}]), tokenizer, n=2)
+    assert [s["path"] for s in result.stats.sources] == [a, b]
+    assert len(result.samples) == 2 and result.samples[1].conversation[0]["input"] == "hi 0"
+    shares = [line for line in result.stats.lines() if line.startswith("  source ")]
+    assert len(shares) == 2 and "% of the tokens" in shares[0]
+
+
+def test_a_bad_source_names_its_field(tmp_path):
+    import pytest
+
+    from core.data.sources import data_sources
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        data_sources(DataConfig(path="a.json", sources=[{"map_fn": "openai"}]))
+    assert err.value.field == "data.sources[0].path"
+    assert [s.path for s in data_sources(DataConfig(path="a.json"))] == ["a.json"]  # the single-source form
+
+
+def test_preflight_checks_every_source(tmp_path):
+    from core import preflight
+    from core.config import RunConfig
+
+    a, b = _two_sources(tmp_path)
+    cfg = RunConfig()
+    cfg.data.path, cfg.data.sources = "", [{"path": a, "map_fn": "alpaca"}, {"path": str(tmp_path / "gone.jsonl")},
+                                           {"path": b, "map_fn": "opneai"}]
+    found = preflight.problems(cfg, check_env=False)
+    problems = [str(p) for p in found]
+    assert any("gone.jsonl" in p and "does not exist" in p for p in problems), problems
+    assert any("opneai" in p for p in problems), problems
+    assert not any("no dataset given" in p for p in problems)
+    assert {"data.sources[1].path", "data.sources[2].map_fn"} <= {p.field for p in found}

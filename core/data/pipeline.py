@@ -296,20 +296,16 @@ def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str 
     ``train``/``eval`` rows hold input_ids, labels, position_ids (restarting at 0 for every packed
     sample), cu_seqlens (sample boundaries inside the row) and length.
     """
-    from core.data.loading import load_rows
     from core.data.packing import pack_dataset, unpacked
+    from core.data.sources import data_sources
 
-    ds = load_rows(data.path, split=data.split)
-    spec = make_spec(data, tokenizer, ds.column_names, ds[0], model_name_or_path=model_name_or_path, stage=stage)
-    if data.max_samples and data.max_samples < ds.num_rows:
-        ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
-    train_rows, eval_rows = _split_eval(ds, data.eval_size, seed)
-    if on_rows is not None:  # the trainer shows "tokenising N rows" while a big file is encoded
-        on_rows(ds.num_rows)
-    train, stats = encode_dataset(train_rows, spec, num_proc=data.num_proc, path=data.path)
-    eval_ds = eval_stats = None
-    if eval_rows is not None:
-        eval_ds, eval_stats = encode_dataset(eval_rows, spec, num_proc=data.num_proc, path=data.path)
+    sources = data_sources(data)
+    if len(sources) > 1:
+        train, eval_ds, stats, eval_stats, template = _encode_sources(data, sources, tokenizer, model_name_or_path,
+                                                                      stage, seed, on_rows)
+    else:
+        train, eval_ds, stats, eval_stats, template = _encode_one(data, tokenizer, model_name_or_path, stage, seed,
+                                                                  on_rows)
     if data.pack:
         train = pack_dataset(train, data.max_length, shuffle=data.shuffle_before_pack, seed=seed)
         eval_ds = pack_dataset(eval_ds, data.max_length, shuffle=False) if eval_ds is not None else None
@@ -319,4 +315,52 @@ def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str 
     stats.packed, stats.sequences = bool(data.pack), train.num_rows
     if eval_stats is not None:
         eval_stats.packed, eval_stats.sequences = bool(data.pack), eval_ds.num_rows
-    return BuiltData(train=train, eval=eval_ds, stats=stats, template=spec.template, eval_stats=eval_stats)
+    return BuiltData(train=train, eval=eval_ds, stats=stats, template=template, eval_stats=eval_stats)
+
+
+def _encode_one(data, tokenizer, model_name_or_path, stage, seed, on_rows, *, eval_size=None):
+    from core.data.loading import load_rows
+
+    ds = load_rows(data.path, split=data.split)
+    spec = make_spec(data, tokenizer, ds.column_names, ds[0], model_name_or_path=model_name_or_path, stage=stage)
+    if data.max_samples and data.max_samples < ds.num_rows:
+        ds = ds.shuffle(seed=seed).select(range(int(data.max_samples)))
+    train_rows, eval_rows = _split_eval(ds, data.eval_size if eval_size is None else eval_size(ds.num_rows), seed)
+    if on_rows is not None:  # the trainer shows "tokenising N rows" while a big file is encoded
+        on_rows(ds.num_rows)
+    train, stats = encode_dataset(train_rows, spec, num_proc=data.num_proc, path=data.path)
+    eval_ds = eval_stats = None
+    if eval_rows is not None:
+        eval_ds, eval_stats = encode_dataset(eval_rows, spec, num_proc=data.num_proc, path=data.path)
+    return train, eval_ds, stats, eval_stats, spec.template
+
+
+def _encode_sources(data, sources, tokenizer, model_name_or_path, stage, seed, on_rows):
+    """Each source mapped with its own map_fn (and split for evaluation on its own), then concatenated."""
+    from datasets import concatenate_datasets
+
+    from core.data.loading import load_rows
+    from core.data.sources import merge_stats, source_config
+
+    size = data.eval_size
+    if size >= 1:  # a number of rows: shared out by the sources' sizes
+        counts = [load_rows(s.path, split=data.split).num_rows for s in sources]
+        counts = [min(c, s.max_rows) if s.max_rows else c for c, s in zip(counts, sources)]
+        total = sum(counts) or 1
+        wanted = iter([round(size * c / total) for c in counts])
+    parts, templates = [], set()
+    for source in sources:
+        share = next(wanted) if size >= 1 else None
+        parts.append(_encode_one(source_config(data, source), tokenizer, model_name_or_path, stage, seed, on_rows,
+                                 eval_size=(lambda rows, n=share: n) if share is not None else None))
+        templates.add(parts[-1][4])
+    if len(templates) > 1:
+        raise ConfigError(f"the sources need different templates ({', '.join(sorted(templates))}).",
+                          "Use the same stage for every source (a pre-training text source has no template).",
+                          field="data.sources")
+    train = concatenate_datasets([p[0] for p in parts])
+    stats = merge_stats([p[2] for p in parts], sources)
+    evals = [(p[1], p[3], s) for p, s in zip(parts, sources) if p[1] is not None]
+    eval_ds = concatenate_datasets([e[0] for e in evals]) if evals else None
+    eval_stats = merge_stats([e[1] for e in evals], [e[2] for e in evals]) if evals else None
+    return train, eval_ds, stats, eval_stats, parts[0][4]

@@ -83,7 +83,11 @@ def preview(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft"
     ``rows``: the already loaded ``datasets.Dataset`` of ``data.path`` (else it is loaded here).
     """
     from core.data.loading import load_rows
+    from core.data.sources import data_sources
 
+    sources = data_sources(data)
+    if len(sources) > 1 and stage not in ("dpo", "orpo"):
+        return _sources_preview(data, sources, tokenizer, model_name_or_path, stage, n, max_stats_rows, rows)
     ds = rows if rows is not None else load_rows(data.path, split=data.split)
     if stage in ("dpo", "orpo"):
         return _preference_preview(data, tokenizer, ds, model_name_or_path, n)
@@ -117,6 +121,22 @@ def preview(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft"
         raise nothing_left_error(stats, data.path)
     return DataPreview(samples=samples, stats=stats, map_fn=spec.map_fn.name, template=spec.template,
                        columns=list(ds.column_names))
+
+
+def _sources_preview(data, sources, tokenizer, model_name_or_path, stage, n, max_stats_rows, rows) -> DataPreview:
+    """Several sources: each previewed with its own map_fn; samples from each in turn, one statistics
+    block with each source's share."""
+    from core.data.sources import merge_stats, source_config
+
+    each = -(-n // len(sources)) if n else 0
+    parts = [preview(source_config(data, s), tokenizer, model_name_or_path=model_name_or_path, stage=stage, n=each,
+                     max_stats_rows=max_stats_rows, rows=rows if i == 0 else None) for i, s in enumerate(sources)]
+    by_source = [p.samples for p in parts]
+    shortest = min(map(len, by_source))
+    samples = [s for group in zip(*by_source) for s in group] + [s for g in by_source for s in g[shortest:]]
+    stats = merge_stats([p.stats for p in parts], sources)
+    return DataPreview(samples=samples[:n], stats=stats, map_fn=stats.map_fn, template=parts[0].template,
+                       columns=list(dict.fromkeys(c for p in parts for c in p.columns)))
 
 
 def _preference_preview(data, tokenizer, ds, model_name_or_path: str, n: int) -> DataPreview:

@@ -27,6 +27,7 @@ class DatasetStats:
     sequences: int = 0  # rows after packing (== kept when not packed)
     packed: bool = False
     scope: str = ""  # e.g. "first 20000 of 1000000 rows" when only part was examined
+    sources: list = field(default_factory=list)  # several sources: [{path, map_fn, rows, kept, tokens}, ...]
 
     @property
     def truncated_share(self) -> float:
@@ -84,6 +85,8 @@ class DatasetStats:
         """Human-readable summary lines for the CLI."""
         out = [f"rows: {self.rows}{' (' + self.scope + ')' if self.scope else ''}   kept: {self.kept}   "
                f"dropped: {self.dropped_total}"]
+        if len(self.sources) > 1:
+            out.extend(share_lines(self.sources))
         for reason, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]):
             out.append(f"  dropped {n}: {reason} (first at row {self.drop_examples.get(reason, '?')})")
         for note, n in self.notes.items():
@@ -98,3 +101,16 @@ class DatasetStats:
         if self.packed:
             out.append(f"packed into {self.sequences} sequences ({self.packing_efficiency:.1%} full)")
         return out
+
+
+def share_lines(sources: list[dict]) -> list[str]:
+    """One line per source: samples, tokens and its share of the tokens.
+
+    >>> share_lines([{"path": "a.json", "map_fn": "alpaca", "rows": 4, "kept": 3, "tokens": 300},
+    ...              {"path": "b.jsonl", "map_fn": "openai", "rows": 2, "kept": 2, "tokens": 100}])
+    ['  source a.json (alpaca): 3 of 4 rows kept, 300 tokens (75% of the tokens)', \
+'  source b.jsonl (openai): 2 of 2 rows kept, 100 tokens (25% of the tokens)']
+    """
+    total = sum(s["tokens"] for s in sources) or 1
+    return [f"  source {s['path']} ({s['map_fn']}): {s['kept']} of {s['rows']} rows kept, {s['tokens']} tokens "
+            f"({s['tokens'] / total:.0%} of the tokens)" for s in sources]
