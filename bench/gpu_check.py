@@ -66,8 +66,10 @@ def run_config(model_dir: Path, dry: bool):
     cfg.model.name_or_path = str(model_dir)
     # the QLoRA preset's settings (presets/llama2_7b_chat_qlora_alpaca_e3.yaml), one step per micro-batch
     return cfg.with_overrides([
-        "method.finetuning=qlora", "lora.r=64", "lora.alpha=16", "lora.dropout=0.1", "model.gradient_checkpointing=true",
-        "model.offload_checkpoints=true", "training.optimizer=paged_adamw_8bit", "training.loss=auto",
+        "method.finetuning=qlora", "lora.r=64", "lora.alpha=16", "lora.dropout=0.1",
+        "model.gradient_checkpointing=true",
+        "model.offload_checkpoints=true", "model.offload_embeddings=true", "training.optimizer=paged_adamw_8bit",
+        "training.loss=auto",
         "training.batch_size=1", "training.gradient_accumulation=1", f"data.max_length={s['seq']}", "data.pack=true",
         "training.precision=" + ("fp32" if dry else "bf16"), "training.learning_rate=2e-4"])
 

@@ -36,7 +36,7 @@ V = vocabulary, a = bytes of a 16-bit activation (2; 4 in fp32)):
   layer inputs go to CPU memory and only ``offload_live_layers`` of them are on the GPU at a time.
 * logits, for the loss ``core.train.models.resolve_loss`` picks: standard: T x V in the compute dtype,
   its fp32 copy, and the loss' fp32 log-softmax (2 + 4 + 4 B); chunked (and Liger): one chunk of
-  ``core.train.loss.chunk_tokens(V)`` tokens x V at a time (16-bit + 6 B of fp32 work); the gradient of
+  ``core.train.loss.chunk_tokens(V)`` tokens x V at a time (16-bit + 4 B of fp32 work); the gradient of
   the hidden states it computes in forward takes the place of the hidden states the head would keep.
   These buffers are gone before the backward pass recomputes the last layer, so only what exceeds the
   recomputed layer's tensors counts (``logits_overlap``).
@@ -70,10 +70,10 @@ class MemoryParams:
     nf4_absmax_bytes: float = 4 / 64             # fp32 absmax per 64-value block (bitsandbytes blocksize 64)
     nf4_double_quant_bytes: float = 1 / 64 + 4 / (64 * 256)  # 8-bit absmax + fp32 constant per 256 blocks
     int8_bytes: float = 1.0                      # LLM.int8 weights (+ an fp32 scale per output row)
-    offload_live_layers: int = 2                 # offloaded checkpoints: the layer input in flight + the one copied back
+    offload_live_layers: int = 2                 # offloaded checkpoints: one in flight + one copied back
     attention_lse_bytes: int = 4                 # flash/SDPA keep an fp32 log-sum-exp per head and token
-    chunked_logit_bytes: int = 6                 # chunked loss: fp32 work per chunk logit on top of its 16-bit copy
-                                                 # (measured: bench/memory_audit.py, peak 8 B per chunk logit)
+    chunked_logit_bytes: int = 4                 # chunked loss: the fp32 logits/gradient of a chunk next to its
+                                                 # 16-bit copy (measured: tests/test_memory_audit.py, 6 B/logit)
     adapter_bytes: int = 4                       # peft autocast_adapter_dtype keeps LoRA weights in fp32
     optimizer_state_bytes: dict = field(default_factory=lambda: {
         "adamw_torch": 8, "adamw_torch_fused": 8, "paged_adamw_32bit": 8,  # fp32 m and v

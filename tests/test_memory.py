@@ -78,9 +78,9 @@ def test_tiny_lora_estimate_by_hand():
     assert est.details["activation_bytes_per_token_per_layer"] == 3_456
     assert est.details["activation_adapter_copies"] == 16_384 and est.details["attention_mask"] == 65_536
     assert b["activations"] == tokens * 8_320 + 2 * 16_384 + 65_536 == 2_228_224
-    # chunked loss (LoRA's default): one chunk (all 256 tokens here) of bf16 logits + 6 B of fp32 work
-    assert b["logits"] == tokens * 1000 * (2 + 6) == 2_048_000
-    dynamic = 404_096 + 65_536 + 65_536 + 131_072 + 2_228_224 + 2_048_000
+    # chunked loss (LoRA's default): one chunk (all 256 tokens here) of bf16 logits + 4 B of fp32 work
+    assert b["logits"] == tokens * 1000 * (2 + 4) == 1_536_000
+    dynamic = 404_096 + 65_536 + 65_536 + 131_072 + 2_228_224 + 1_536_000
     assert b["overhead"] == PARAMS.cuda_context_bytes + int(0.05 * dynamic)
     assert est.total == dynamic + b["overhead"]
     assert set(b) == set(PARTS)

@@ -5,8 +5,8 @@ fp32 copy and the fp32 log-softmax for the backward pass: for Qwen2's 152k vocab
 that is 2.9 GB, more than a 7B model's LoRA states. :func:`chunked_causal_lm_loss` computes the loss a
 few hundred tokens at a time, and each chunk's gradient with it, so no chunk's logits outlive the
 chunk. PyTorch has no such op and ``torch.utils.checkpoint`` per chunk would still keep every chunk's
-fp32 log-softmax until backward, hence the hand-written :class:`_ChunkedCrossEntropy`. On CUDA with ``liger-kernel`` installed,
-Liger's fused linear cross-entropy (same idea, Triton kernels) is used instead.
+fp32 log-softmax until backward, hence the hand-written :class:`_ChunkedCrossEntropy`. On CUDA with
+``liger-kernel`` installed, Liger's fused linear cross-entropy (same idea, Triton kernels) is used instead.
 
 Both follow ``transformers.loss.loss_utils.ForCausalLMLoss`` exactly: labels shifted by one (the
 packed collator already put -100 at each sample's first token), -100 ignored, a sum divided by
@@ -99,12 +99,15 @@ def _make_function():
 
         @staticmethod
         def backward(ctx, grad_total):
+            if getattr(ctx, "done", False):  # the saved gradients were scaled in place by the first backward
+                raise RuntimeError("the chunked loss supports one backward pass per forward")
+            ctx.done = True
             saved = list(ctx.saved_tensors)
             need_h, need_w = ctx.has
             grad_h = grad_w = None
-            if need_h:
-                g = saved.pop(0)
-                grad_h = g * grad_total.to(g.dtype)
+            if need_h:  # in place: a scaled copy would be one more tokens x h tensor at the loss' peak
+                grad_h = saved.pop(0)
+                grad_h.mul_(grad_total.to(grad_h.dtype))
             if need_w:
                 grad_w = (saved.pop(0) * grad_total).to(ctx.weight_dtype)
             return grad_h, grad_w, None, None
