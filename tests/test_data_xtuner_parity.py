@@ -101,3 +101,26 @@ def test_preflight_checks_every_source(tmp_path):
     assert any("opneai" in p for p in problems), problems
     assert not any("no dataset given" in p for p in problems)
     assert {"data.sources[1].path", "data.sources[2].map_fn"} <= {p.field for p in found}
+
+
+def test_check_dataset_reads_the_dataset_section_of_a_run_config(capsys, tmp_path, tokenizer_dir):
+    """`check-dataset CONFIG` (XTuner's check-custom-dataset): the config's sources, template, system prompt
+    and max_length, with its model's tokenizer; a system prompt with minicpm is a warning."""
+    from core.cli import main
+    from core.config import RunConfig
+
+    a, b = _two_sources(tmp_path)
+    cfg = RunConfig()
+    cfg.model.name_or_path = str(tokenizer_dir)
+    cfg.data.path, cfg.data.map_fn, cfg.data.template, cfg.data.system = a, "alpaca", "minicpm", "Be brief."
+    cfg.data.max_length, cfg.data.sources = 300, [{"path": b, "map_fn": "openai"}]
+    path = tmp_path / "run.yaml"
+    path.write_text(cfg.to_yaml(), encoding="utf-8")
+    code = main(["check-dataset", str(path), "--show", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"data: {a}, {b}" in out and "template: minicpm" in out and "max_length: 300" in out
+    assert f"  source {b} (openai): 4 of 5 rows kept" in out
+    assert "warning:" in err and "no system slot" in err
+    code = main(["check-dataset"])
+    assert code == 2 and "no dataset given" in capsys.readouterr().err

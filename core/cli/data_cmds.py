@@ -14,7 +14,11 @@ def register(sub) -> None:
                        description="Map, template and tokenise a dataset and show the first samples with the "
                                    "supervised spans marked, plus statistics. Exits 2 with a one-line message "
                                    "on a dataset that cannot be used.")
-    p.add_argument("--data", required=True, metavar="FILE",
+    p.add_argument("config", nargs="?", default="", metavar="CONFIG",
+                   help="a run config (YAML file, run folder or preset name): check its dataset section (all its "
+                        "sources) with its model's tokenizer, template and max_length, as XTuner's "
+                        "check-custom-dataset does; the data flags below are then not used")
+    p.add_argument("--data", default="", metavar="FILE",
                    help="a .json/.jsonl/.csv/.parquet/.txt file, a folder saved by `datasets`, or a hub id")
     p.add_argument("--map-fn", default="auto", metavar="NAME",
                    help="how rows become conversations (see list-map-fns); default: guess from the columns")
@@ -90,8 +94,24 @@ def load_tokenizer(name_or_path: str):
                         "Check the folder or hub id (hub ids need internet).") from None
 
 
+def _from_run_config(args) -> None:
+    """Take the dataset section, model and stage of the run config named by ``args.config``."""
+    from dataclasses import replace
+
+    from core.presets import load_config
+
+    cfg = load_config(args.config)
+    args.data_config = replace(cfg.data, pack=False)
+    args.data, args.template, args.max_length = cfg.data.path, cfg.data.template, cfg.data.max_length
+    args.tokenizer = args.model = cfg.model.name_or_path
+    args.stage = cfg.method.stage
+
+
 def _data_config(args):
     from core.config import DataConfig
+
+    if getattr(args, "data_config", None) is not None:
+        return args.data_config
     from core.data.map_fns import parse_columns_arg
 
     columns = parse_columns_arg(args.columns) if args.columns else {}
@@ -113,11 +133,19 @@ def cmd_check_dataset(args) -> int:
 
     if args.show < 0:
         raise UserError("--show must be 0 or more.", "Example: --show 3")
+    if args.config:
+        _from_run_config(args)
+    elif not args.data:
+        raise UserError("no dataset given.", "Give --data FILE, or a run config: check-dataset CONFIG.")
+    from core.data.sources import data_sources, source_config
+
     # Cheap checks first (missing / empty / non-UTF-8 / invalid JSON files, names), then the data, and
     # the tokenizer (the slowest import) last, so a bad input fails within a second or two.
-    precheck(args.data)
-    _check_tokenizer_path(args.tokenizer)
     data = _data_config(args)
+    sources = data_sources(data)
+    for source in sources:
+        precheck(source.path)
+    _check_tokenizer_path(args.tokenizer)
     model = args.model or args.tokenizer
     if args.template not in ("auto", ""):
         resolve_template(args.template, model)
@@ -128,8 +156,12 @@ def cmd_check_dataset(args) -> int:
     from core.data.pipeline import check_rows_map, resolve_map_fn
     from core.data.preview import preview
 
-    rows = load_rows(data.path, split=data.split)
-    check_rows_map(rows, resolve_map_fn(data, rows.column_names, rows[0], stage=args.stage), path=data.path)
+    rows = None
+    for source in sources:
+        one = source_config(data, source)
+        loaded = load_rows(one.path, split=one.split)
+        check_rows_map(loaded, resolve_map_fn(one, loaded.column_names, loaded[0], stage=args.stage), path=one.path)
+        rows = loaded if rows is None else rows
     tokenizer = load_tokenizer(args.tokenizer)
     result = preview(data, tokenizer, model_name_or_path=model, stage=args.stage, n=args.show, rows=rows)
     for line in result.warnings():
@@ -140,7 +172,7 @@ def cmd_check_dataset(args) -> int:
                               "conversation": s.conversation, "truncated": s.truncated}, ensure_ascii=False))
         return 0
     left, right = _colour(sys.stdout.isatty())
-    print(f"data: {args.data}   columns: {', '.join(result.columns)}")
+    print(f"data: {', '.join(s.path for s in sources)}   columns: {', '.join(result.columns)}")
     print(f"map_fn: {result.map_fn}   template: {result.template or '(none: pre-training)'}   "
           f"max_length: {args.max_length}")
     for s in result.samples:
