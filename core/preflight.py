@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from core.config import DEEPSPEED_PRESETS, REPORT_TO, RunConfig, numbers
-from core.errors import ConfigError, UserError, close_matches, missing_model_error
+from core.errors import ConfigError, DataError, UserError, close_matches, missing_model_error
 from core.refs import FILE, FOLDER, HUB, MISSING, classify
 from core.train.rundir import CHECKPOINT_NAME_RE
 

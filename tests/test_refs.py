@@ -63,3 +63,14 @@ def test_the_rule_lives_only_in_core_refs():
         if re.search(r"""startswith\(\s*["']embedded:""", text) or re.search(r"def _?(looks_like|is)_hub_id", text):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_a_data_file_that_cannot_work_is_a_preflight_problem(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    cfg = RunConfig().with_overrides([f"model.name_or_path={model}", f"data.path={empty}"])
+    problems = [p for p in preflight.problems(cfg, check_env=False) if p.field == "data.path"]
+    assert problems and "Fix:" in str(problems[0])
