@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 SCRIPT = r"""
@@ -65,6 +66,7 @@ print(json.dumps({"errors": errors, "loads": len(loads), "engines": len(engines)
 """
 
 
+@pytest.mark.slow  # many first loads at once: the fast tier keeps the cheaper tests of the same code
 def test_simultaneous_first_loads_and_facts_all_succeed_and_load_once(tmp_path, tiny_model_dir):
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(tiny_model_dir), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,

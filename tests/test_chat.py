@@ -38,6 +38,7 @@ def test_streaming_deltas_join_to_the_non_streamed_answer(engine):
     assert "".join(deltas) == whole and whole.strip()
 
 
+@pytest.mark.slow  # several answers: the fast tier keeps the cheaper tests of the same code
 def test_history_is_kept_and_reset(engine):
     session = engine.new_session(system="Be brief.")
     first = session.chat("One")
@@ -104,6 +105,7 @@ def _run_concurrently(sessions, questions):
     return answers
 
 
+@pytest.mark.slow  # eight generating threads: the fast tier keeps the cheaper tests of the same code
 def test_eight_concurrent_sessions_keep_separate_histories(engine):
     questions = {i: [f"Question {i} about topic {i * 7}.", f"And a follow-up {i}?"] for i in range(8)}
     expected = {}
@@ -155,6 +157,7 @@ def test_history_is_trimmed_to_the_context(tiny_model_dir, engine):
     assert not session.busy
 
 
+@pytest.mark.slow  # several sampled answers: the fast tier keeps the cheaper tests of the same code
 def test_seeded_sampling_is_reproducible_per_session(engine):
     a = engine.new_session(settings=settings(temperature=0.9, top_k=0, top_p=1.0, seed=5)).chat("Pick a word.")
     b = engine.new_session(settings=settings(temperature=0.9, top_k=0, top_p=1.0, seed=5)).chat("Pick a word.")

@@ -107,6 +107,7 @@ def test_start_checks_its_inputs(settings, tmp_path):
     assert eval_cb.poll({"eval/current": ""}, settings) == {}
 
 
+@pytest.mark.slow  # a whole evaluation from the GUI: the fast tier keeps the cheaper tests of the same code
 def test_evaluate_flow_from_start_to_results(settings, tiny_model_dir):
     data = write_qa_file(settings.uploads_dir / "qa.json")
     run = make_run(settings.runs_root / "tiny", tiny_model_dir, data)

@@ -22,6 +22,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
     return make_run(root / "run", tiny_model_dir, data), data
 
 
+@pytest.mark.slow  # a real evaluate subprocess: the fast tier keeps the cheaper tests of the same code
 def test_cli_evaluates_in_a_subprocess_and_prints_the_table(tiny_run):
     run, data = tiny_run
     proc = subprocess.run([sys.executable, "-m", "core", "evaluate", str(run), "--data", str(data), "--limit", "4",
@@ -45,6 +46,7 @@ def test_cli_bad_input_is_one_line_with_a_fix(tiny_run, tmp_path):
     assert proc.stderr.startswith("error: test file") and "Fix:" in proc.stderr
 
 
+@pytest.mark.slow  # a real evaluate subprocess: the fast tier keeps the cheaper tests of the same code
 def test_sigterm_stops_the_evaluation_between_batches(tiny_run, monkeypatch):
     from core.eval.launch import start
     from core.eval.runner import EvalRequest

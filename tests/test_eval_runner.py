@@ -19,6 +19,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
     return make_run(root / "run", tiny_model_dir, data), data
 
 
+@pytest.mark.slow  # loads two models: the fast tier keeps the cheaper tests of the same code
 def test_losses_match_the_models_own_loss_on_the_pipeline_masks(tiny_run, tiny_model_dir, tokenizer):
     import torch
     from peft import PeftModel
@@ -48,6 +49,7 @@ def test_losses_match_the_models_own_loss_on_the_pipeline_masks(tiny_run, tiny_m
     assert s["base"]["loss"] != s["tuned"]["loss"]
 
 
+@pytest.mark.slow  # generates every answer twice: the fast tier keeps the cheaper tests of the same code
 def test_batched_left_padded_answers_equal_one_at_a_time(tiny_run):
     run, data = tiny_run
     one = evaluate(EvalRequest(str(run), data=str(data), max_new_tokens=6, batch_size=1, name="one"))

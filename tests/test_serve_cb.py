@@ -49,6 +49,7 @@ def test_serve_command_follows_the_chat_boxes(settings, tiny_model_dir):
         serve_cb.serve_command(_values(tiny_model_dir, **{"chat/serve_port": 80}), settings)
 
 
+@pytest.mark.slow  # a real server subprocess: the fast tier keeps the cheaper tests of the same code
 def test_serve_starts_answers_and_stops(settings, tiny_model_dir):
     openai = pytest.importorskip("openai")
     values = _values(tiny_model_dir)
