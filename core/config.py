@@ -132,9 +132,10 @@ class TrainingConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this value (0 = no clipping).")
     optimizer: str = _f("adamw_torch", "Optimizer (HF Trainer optim name).", OPTIMIZERS)
-    loss: str = _f("auto", "Cross-entropy implementation: chunked (logits of a few hundred tokens at a time, recomputed in "
-                   "backward), liger (fused kernel, CUDA + liger-kernel), standard (full logits); auto = liger or "
-                   "chunked for LoRA/QLoRA, standard for full fine-tunes.", ("auto", "chunked", "liger", "standard"))
+    loss: str = _f("auto", "Cross-entropy implementation: chunked (logits of a few hundred tokens at a time, "
+                   "never the whole batch x sequence x vocabulary), liger (fused kernel, CUDA + liger-kernel), "
+                   "standard (full logits); auto = liger or chunked for LoRA/QLoRA, "
+                   "standard for full fine-tunes.", ("auto", "chunked", "liger", "standard"))
     precision: str = _f("auto", "Training precision: 'auto' = bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU.", PRECISIONS)
     seed: int = _f(42, "Random seed for data order, dropout and initialisation.")
     logging_steps: int = _f(1, "Write a metrics line every this many optimizer steps.")

@@ -48,6 +48,8 @@ LABELS = {
     "model.name_or_path": {"label": "基座模型（路径或 Hub ID）", "info": "本地文件夹、Hugging Face Hub ID，"
                            "或应用自带的 embedded:SmolLM2-135M-Instruct。"},
     "model.trust_remote_code": {"label": "信任远程代码", "info": "运行模型附带的 Python 代码。只对信任的模型开启。"},
+    "model.offload_checkpoints": {"label": "检查点放在内存", "info": "开启梯度检查点时，把每层保存的输入放到 CPU 内存，反向时再拷回：省显存，稍慢。"},
+    "model.offload_embeddings": {"label": "词嵌入放在内存", "info": "LoRA/QLoRA：冻结的输入词嵌入表放在 CPU 内存里查表，省下 词表×隐藏维×2 字节显存（共享词嵌入的模型不适用）。"},
     "model.attn_implementation": {"label": "注意力实现", "info": "auto：有 flash-attn 和 GPU 时用 flash_attention_2，否则用 SDPA。"},
     "model.gradient_checkpointing": {"label": "梯度检查点", "info": "反向传播时重算激活：省很多显存，约慢 30%。"},
     "model/gguf_path": {"label": "要导入的 GGUF 文件", "placeholder": "/path/to/model.Q4_K_M.gguf"},
@@ -86,6 +88,7 @@ LABELS = {
     "training.weight_decay": {"label": "权重衰减", "info": "AdamW 权重衰减。"},
     "training.max_grad_norm": {"label": "梯度裁剪", "info": "把梯度范数裁剪到此值（0 = 不裁剪）。"},
     "training.optimizer": {"label": "优化器", "info": "HF Trainer 的 optim 名称。"},
+    "training.loss": {"label": "损失函数实现", "info": "chunked：每次只算几百个 token 的 logits，不生成整个 批×长度×词表 的张量；liger：融合内核（CUDA + liger-kernel）；standard：完整 logits；auto：LoRA/QLoRA 用 liger 或 chunked，全参微调用 standard。"},
     "training.precision": {"label": "精度", "info": "auto：支持的 GPU 用 bf16，旧 GPU 用 fp16，CPU 用 fp32。"},
     "training.seed": {"label": "随机种子", "info": "数据顺序、dropout 和初始化的随机种子。"},
     "training.logging_steps": {"label": "每 N 步记录", "info": "每这么多优化步写一行指标。"},

@@ -57,6 +57,7 @@ def build(ctx: BuildContext) -> None:
                     field(ctx, "training.max_grad_norm")
                 with gr.Row():
                     field(ctx, "training.optimizer")
+                    field(ctx, "training.loss")
                     field(ctx, "training.precision")
                     field(ctx, "training.seed")
                 with gr.Row():

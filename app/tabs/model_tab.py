@@ -23,6 +23,9 @@ def build(ctx: BuildContext) -> None:
         field(ctx, "model.attn_implementation")
         field(ctx, "model.gradient_checkpointing")
         field(ctx, "model.trust_remote_code")
+    with gr.Row():
+        field(ctx, "model.offload_checkpoints")
+        field(ctx, "model.offload_embeddings")
     widget(ctx, "model/trust_warning", gr.Markdown, is_input=False, value="", visible=False,
            elem_classes=["ts-warning"])
     with gr.Row(equal_height=True):
