@@ -200,8 +200,8 @@ def _nvidia_smi_bytes() -> int | None:
 
 def report(model_dir: Path) -> dict:
     from core.memory import estimate_from_spec
-    from core.model_info import arch_spec
-    from core.model_params import param_inventory
+    from core.model import arch_spec
+    from core.model import param_inventory
 
     dry = json.loads((model_dir / "gpu_check.json").read_text())["dry"]
     config = json.loads((model_dir / "config.json").read_text())

@@ -303,8 +303,8 @@ def audit(model_dir: Path, config: dict, seq: int) -> dict:
 def estimated(model_dir: Path, config: dict, seq: int) -> dict:
     """The estimator's figures for the same config.json and run settings, split like :func:`audit`."""
     from core.memory import estimate_from_spec, replace_params
-    from core.model_info import arch_spec
-    from core.model_params import param_inventory
+    from core.model import arch_spec
+    from core.model import param_inventory
 
     cfg = run_config(model_dir, seq)
     # One CPU-only difference, set here and nowhere else: torch's CPU dropout keeps its fp32 noise tensor
@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     import torch
 
     import core.memory  # noqa: F401  (the estimator as it is now, not as edited while this runs)
-    import core.memory_parts  # noqa: F401
+    import core.memory.parts  # noqa: F401
     import core.train.loss  # noqa: F401
 
     print(f"memory audit, seq {args.seq}, torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -193,7 +193,7 @@ def _size(text: str) -> float:
 def test_every_preset_model_has_facts_offline(model_key, tmp_path_factory, monkeypatch):
     import huggingface_hub.constants as hf_constants
 
-    from core.model_info import model_facts
+    from core.model import model_facts
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("empty-hf-cache")))
     model = make_presets.MODELS[model_key]

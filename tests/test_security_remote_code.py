@@ -42,7 +42,7 @@ def test_no_loader_runs_the_models_code_by_default(remote_model, tmp_path, token
     from app.callbacks.common import tokenizer_for
     from core.chat import ChatEngine
     from core.export import convert_to_hf, merge_adapter
-    from core.model_info import model_facts
+    from core.model import model_facts
 
     folder, marker = remote_model
     engine = ChatEngine.load(str(folder), device="cpu")

@@ -167,7 +167,7 @@ def plan_for_gpus(cfg, gpus: int, lang: str) -> list[str]:
     """"My GPU" means the GPUs here (or one): a preset's 8 GPUs and ZeRO-3 are not kept for a plan of
     one GPU, whose estimate would otherwise say "fits" for memory spread over GPUs that are not there.
     Changes ``cfg`` in place and says what it changed, in ``lang``."""
-    from core.memory_fit import ZERO_ORDER
+    from core.memory.fit import ZERO_ORDER
 
     dist, changes = cfg.distributed, []
     gpus = max(1, int(gpus))

@@ -50,7 +50,7 @@ def trust_warning(values: dict) -> dict:
 def read_facts(values: dict, settings: AppSettings) -> dict:
     """Parameters, layers, hidden size, vocabulary, context and dtype from config.json (no weights)."""
     import_transformers_once()
-    from core.model_info import model_facts
+    from core.model import model_facts
 
     name = check_source(values.get("model.name_or_path") or "", settings, "model", allow_embedded=True)
     facts = model_facts(name)

@@ -59,7 +59,7 @@ def cmd_copy_cfg(args) -> int:
 
 def cmd_estimate(args) -> int:
     from core.memory import detect_gpu_gb, estimate_memory, fit_to_gpu
-    from core.memory_fit import CannotFit
+    from core.memory.fit import CannotFit
     from core.presets import load_config
 
     cfg = load_config(args.config)
@@ -100,7 +100,7 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_model_info(args) -> int:
-    from core.model_info import format_facts, model_facts
+    from core.model import format_facts, model_facts
 
     facts = model_facts(args.model)
     print(json.dumps(facts, ensure_ascii=False) if args.json else format_facts(facts))

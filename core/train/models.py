@@ -126,8 +126,8 @@ def moe_refusal(config: dict, cfg: RunConfig) -> str | None:
     """Why QLoRA cannot quantise this model's experts, or None (reads config.json fields only)."""
     if cfg.method.finetuning != "qlora":
         return None
-    from core.model_info import arch_spec
-    from core.model_params import param_inventory
+    from core.model import arch_spec
+    from core.model import param_inventory
 
     spec = arch_spec(config)
     if not spec.experts:

@@ -8,17 +8,20 @@ architecture numbers from it, and counts parameters by building the model on PyT
 Baichuan2, Qwen-1, MiniCPM-1, DeepSeek-MoE) are never executed here: their parameters are counted
 from the config fields instead, and the facts say so.
 
-The same :class:`ArchSpec` feeds the memory estimate in :mod:`core.memory`.
+The architecture numbers are :mod:`core.model.architecture`'s :class:`ArchSpec` (which also feeds the memory
+estimate in :mod:`core.memory`), the parameter counts :mod:`core.model.inventory`'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from core.errors import UserError, missing_model_error
+from core.model.architecture import arch_spec, human_count
+from core.model.inventory import param_inventory
 from core.refs import is_embedded, looks_like_hub_id
 
 # config.json model_type -> the family name shown to users
@@ -30,8 +33,6 @@ FAMILIES = {
     "gpt_bigcode": "starcoder", "starcoder2": "starcoder", "minicpm": "minicpm", "minicpm3": "minicpm",
     "smollm3": "smollm", "gpt2": "gpt2",
 }
-# Architectures whose MLP is fc1 -> GELU -> fc2 rather than SwiGLU gate/up/down.
-NON_GATED_MLP = ("gpt_bigcode", "gpt2", "phi", "starcoder2", "gpt_neox", "falcon", "opt")
 # Name fragments that identify a family better than model_type (Yi, Zephyr, SmolLM are all "llama"/"mistral").
 NAME_FAMILIES = (("smollm2", "smollm2"), ("smollm", "smollm"), ("zephyr", "zephyr"), ("yi-", "yi"),
                  ("internlm2_5", "internlm2.5"), ("internlm2.5", "internlm2.5"), ("llama-3", "llama3"),
@@ -39,125 +40,9 @@ NAME_FAMILIES = (("smollm2", "smollm2"), ("smollm", "smollm"), ("zephyr", "zephy
                  ("deepseek-coder", "deepseek"), ("starcoder", "starcoder"), ("tinyllama", "llama"))
 
 
-@dataclass(frozen=True)
-class ArchSpec:
-    """The numbers of a decoder-only transformer that size its weights and activations."""
-
-    model_type: str
-    architecture: str
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int          # dense MLP width (per projection)
-    vocab: int
-    context: int
-    dtype: str
-    tied_embeddings: bool
-    gated_mlp: bool = True     # SwiGLU-style gate/up/down (False: GELU fc1/fc2 as in StarCoder)
-    experts: int = 0           # routed experts per MoE layer (0 = dense model)
-    experts_per_token: int = 0
-    moe_intermediate: int = 0
-    shared_experts: int = 0
-    dense_layers: int = 0      # leading layers that keep a dense MLP in MoE models
-    native: bool = True        # transformers ships this architecture (no remote code needed)
-
-    @property
-    def q_width(self) -> int:
-        return self.heads * self.head_dim
-
-    @property
-    def kv_width(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @property
-    def active_mlp_width(self) -> int:
-        """Average MLP width one token passes through (top-k + shared experts in MoE layers).
-
-        >>> ArchSpec("m", "M", 8, 4, 2, 2, 4, 32, 100, 64, "bfloat16", False, experts=8, experts_per_token=2,
-        ...          moe_intermediate=16, dense_layers=2).active_mlp_width
-        32
-        """
-        if not self.experts:
-            return self.intermediate
-        moe_layers = self.layers - self.dense_layers
-        per_moe = (self.experts_per_token + self.shared_experts) * self.moe_intermediate
-        return (self.dense_layers * self.intermediate + moe_layers * per_moe) // max(1, self.layers)
-
-
-def _first(cfg: dict, *keys, default=None):
-    for key in keys:
-        value = cfg.get(key)
-        if value is not None:
-            return value
-    return default
-
-
-def arch_spec(cfg: dict) -> ArchSpec:
-    """Read an :class:`ArchSpec` from a config.json dict, whatever names the family uses for its fields.
-
-    >>> s = arch_spec({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
-    ...                "num_attention_heads": 32, "intermediate_size": 11008, "vocab_size": 32000})
-    >>> s.kv_heads, s.head_dim, s.context
-    (32, 128, 2048)
-    """
-    if not isinstance(cfg, dict):
-        raise UserError("config.json does not hold a JSON object.", "Point at a Hugging Face model folder.")
-    text = cfg.get("text_config")
-    if isinstance(text, dict) and "hidden_size" not in cfg:  # multimodal wrappers: describe the language model
-        cfg = {**text, "architectures": cfg.get("architectures"), "model_type": text.get("model_type", "")}
-    model_type = str(cfg.get("model_type", "") or "")
-    hidden = int(_first(cfg, "hidden_size", "n_embd", "d_model", default=0) or 0)
-    layers = int(_first(cfg, "num_hidden_layers", "num_layers", "n_layer", "n_layers", default=0) or 0)
-    heads = int(_first(cfg, "num_attention_heads", "n_head", "n_heads", default=0) or 0)
-    if not (hidden and layers and heads):
-        raise UserError("config.json lacks hidden_size / num_hidden_layers / num_attention_heads.",
-                        "This does not look like a causal language model's config.")
-    if cfg.get("multi_query") is True:  # GPT-BigCode (StarCoder)
-        kv = 1
-    elif cfg.get("multi_query_attention"):  # ChatGLM
-        kv = int(cfg.get("multi_query_group_num", heads))
-    else:
-        kv = int(_first(cfg, "num_key_value_heads", "n_kv_heads", default=heads) or heads)
-    head_dim = int(_first(cfg, "head_dim", "kv_channels", default=0) or 0)
-    if model_type.startswith("deepseek_v") and cfg.get("qk_nope_head_dim"):  # MLA: per-head q/k width
-        head_dim = int(cfg["qk_nope_head_dim"]) + int(cfg.get("qk_rope_head_dim", 0))
-        kv = heads
-    head_dim = head_dim or hidden // heads
-    inter = int(_first(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", default=0) or 4 * hidden)
-    if model_type == "qwen":  # Qwen-1 stores twice the per-projection width
-        inter //= 2
-    vocab = int(_first(cfg, "padded_vocab_size", "vocab_size", default=0) or 0)
-    context = int(_first(cfg, "max_position_embeddings", "seq_length", "n_positions", "max_sequence_length",
-                         "model_max_length", default=2048) or 2048)
-    dtype = str(_first(cfg, "dtype", "torch_dtype", default="") or "")
-    tied = bool(cfg.get("tie_word_embeddings", model_type in ("gemma", "gemma2", "gpt_bigcode", "gpt2")))
-    gated = model_type not in NON_GATED_MLP
-    experts = int(_first(cfg, "num_local_experts", "n_routed_experts", "num_experts", default=0) or 0)
-    per_tok = int(_first(cfg, "num_experts_per_tok", "moe_topk", default=0) or 0) if experts else 0
-    moe_inter = int(_first(cfg, "moe_intermediate_size", default=inter) or inter) if experts else 0
-    shared = int(_first(cfg, "n_shared_experts", default=0) or 0) if experts else 0
-    dense = int(_first(cfg, "first_k_dense_replace", default=0) or 0) if experts else 0
-    return ArchSpec(model_type=model_type, architecture=str((cfg.get("architectures") or [""])[0]),
-                    hidden=hidden, layers=layers, heads=heads, kv_heads=kv, head_dim=head_dim,
-                    intermediate=inter, vocab=vocab, context=context, dtype=dtype, tied_embeddings=tied,
-                    gated_mlp=gated, experts=experts, experts_per_token=per_tok, moe_intermediate=moe_inter,
-                    shared_experts=shared, dense_layers=dense, native=is_native(model_type))
-
-
-def is_native(model_type: str) -> bool:
-    """True when the installed transformers can build this architecture without remote code."""
-    try:
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-    except ImportError:
-        return False
-    return model_type in CONFIG_MAPPING_NAMES
-
-
 # ---- finding config.json -------------------------------------------------------------------------
 
-BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "presets" / "model_configs.json"
+BUNDLED_CONFIGS = Path(__file__).resolve().parents[2] / "presets" / "model_configs.json"
 
 
 class NotCached(UserError):
@@ -263,17 +148,6 @@ def default_template(name_or_path: str) -> str:
         return ""
 
 
-def human_count(n: int) -> str:
-    """``human_count(6_738_415_616)`` -> ``'6.74B'``; ``human_count(134_515_008)`` -> ``'134.5M'``."""
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}K"
-    return str(n)
-
-
 def model_facts(name_or_path: str) -> dict:
     """Facts about a model from its config.json, without loading weights.
 
@@ -282,8 +156,6 @@ def model_facts(name_or_path: str) -> dict:
     intermediate, vocab, context, dtype, tied_embeddings, experts, experts_per_token,
     needs_remote_code, template.
     """
-    from core.model_params import param_inventory
-
     config, path, source = read_config(name_or_path)
     spec = arch_spec(config)
     inventory = param_inventory(config)

@@ -1,12 +1,12 @@
 """The arithmetic behind :mod:`core.memory`: model states (weights, adapters, gradients, optimizer) and
-activations. Formulas and their sources are described in core/memory.py's docstring; constants
+activations. Formulas and their sources are described in core/memory/estimate.py's docstring; constants
 come from :class:`core.memory.MemoryParams`.
 """
 
 from __future__ import annotations
 
-from core.model_info import ArchSpec, human_count
-from core.model_params import ParamInventory
+from core.model.architecture import ArchSpec, human_count
+from core.model.inventory import ParamInventory
 from core.train.models import embeddings_offloaded, parameter_dtypes
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}

@@ -55,8 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import RunConfig
-from core.model_info import ArchSpec, arch_spec, human_count, read_config
-from core.model_params import ParamInventory, param_inventory
+from core.model.architecture import ArchSpec, arch_spec, human_count
+from core.model.facts import read_config
+from core.model.inventory import ParamInventory, param_inventory
 
 GiB = 2 ** 30
 PARTS = ("weights", "adapters", "gradients", "optimizer", "activations", "logits", "overhead")
@@ -170,16 +171,6 @@ def estimate_memory(cfg: RunConfig, *, gpu_gb: float | None = None, params: Memo
     return est
 
 
-def fit_to_gpu(cfg: RunConfig, gpu_gb: float) -> tuple[RunConfig, list[str]]:
-    """A copy of ``cfg`` changed until its estimate fits ``gpu_gb`` GB, and the list of changes.
-
-    Raises :class:`core.memory_fit.CannotFit` (a UserError) when nothing sensible fits.
-    """
-    from core.memory_fit import fit
-
-    return fit(cfg, gpu_gb)
-
-
 def detect_gpu_gb() -> float | None:
     """Memory of the first CUDA GPU in GB (GiB), or None without one."""
     try:
@@ -233,7 +224,7 @@ def deepspeed_settings(name_or_path: str, hidden: int, params: MemoryParams = PA
 def estimate_from_spec(cfg: RunConfig, spec: ArchSpec, inv: ParamInventory, *, gpu_gb: float | None = None,
                        params: MemoryParams = PARAMS) -> MemoryEstimate:
     """The estimate for known architecture numbers (pure arithmetic; see the module docstring)."""
-    from core.memory_parts import activation_bytes, model_state_bytes
+    from core.memory.parts import activation_bytes, model_state_bytes
 
     p = params
     precision = "bf16" if cfg.training.precision == "auto" else cfg.training.precision

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core.model_info import ArchSpec, arch_spec
+from core.model.architecture import ArchSpec, arch_spec
 
 META = "meta device"
 FIELDS = "config fields"

@@ -22,6 +22,7 @@ import math
 
 from core.config import RunConfig
 from core.errors import UserError
+from core.memory.estimate import estimate_memory
 
 MIN_MAX_LENGTH = 256
 MIN_LORA_RANK = 16
@@ -139,9 +140,7 @@ STEPS = ((_precision, False), (_checkpointing, False), (_batch_one, False), (_ze
 
 
 def fit(cfg: RunConfig, gpu_gb: float) -> tuple[RunConfig, list[str]]:
-    """See :func:`core.memory.fit_to_gpu`."""
-    from core.memory import estimate_memory
-
+    """See :func:`fit_to_gpu`."""
     if not gpu_gb or gpu_gb <= 0:
         raise UserError(f"GPU size must be a positive number of GB, got {gpu_gb!r}.", "Example: 8, 24 or 80.")
     current = _copy(cfg)
@@ -168,3 +167,11 @@ def fit(cfg: RunConfig, gpu_gb: float) -> tuple[RunConfig, list[str]]:
                     f"({estimate.breakdown[biggest] / 2 ** 30:.1f} GB).",
                     f"Use a GPU with at least {need} GB, more GPUs with DeepSpeed ZeRO-3, or a smaller model.",
                     config=current, changes=changes, estimate=estimate)
+
+
+def fit_to_gpu(cfg: RunConfig, gpu_gb: float) -> tuple[RunConfig, list[str]]:
+    """A copy of ``cfg`` changed until its estimate fits ``gpu_gb`` GB, and the list of changes.
+
+    Raises :class:`CannotFit` (a UserError) when nothing sensible fits.
+    """
+    return fit(cfg, gpu_gb)
