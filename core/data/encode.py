@@ -246,8 +246,26 @@ def conversation_to_messages(conversation: list[dict]) -> list[dict]:
     return messages
 
 
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+def supports_generation_mask(tokenizer) -> bool:
+    """True when the tokenizer's chat template marks the answers with ``{% generation %}``, so
+    ``apply_chat_template(return_assistant_tokens_mask=True)`` gives the loss mask directly."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default", "")
+    return isinstance(template, str) and bool(_GENERATION_TAG.search(template))
+
+
 class ChatTemplateEncoder:
-    """The tokenizer's own chat template; the mask follows the rendered answers."""
+    """The tokenizer's own chat template; the mask follows the rendered answers.
+
+    Where the template marks its answers with ``{% generation %}``, transformers' assistant-token mask is
+    the loss mask; otherwise (most templates) each answer is found in the rendered text (re-rendering the
+    conversation up to it, then string search), with the special token that ends it. A conversation with an
+    answer whose loss is off takes the second way too (the mask cannot tell the answers apart).
+    """
 
     def __init__(self, tokenizer, max_length: int):
         if not has_chat_template(tokenizer):
@@ -260,6 +278,23 @@ class ChatTemplateEncoder:
         specials.discard("")
         self._end_token = re.compile(r"\s*(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
                                      + ")") if specials else None
+        self.generation_mask = supports_generation_mask(tokenizer)
+
+    def _mask_or_error(self, conversation, budget: int) -> tuple[Encoded, bool] | str:
+        """Encode with the template's own assistant mask ({% generation %} templates)."""
+        try:
+            messages, cut = _cut_messages(conversation_to_messages(conversation), budget)
+            out = self.tokenizer.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in messages],
+                                                     tokenize=True, return_dict=True,
+                                                     return_assistant_tokens_mask=True)
+        except Exception as exc:  # Jinja templates raise on layouts they do not support
+            return f"the chat template refused this conversation ({str(exc).splitlines()[0][:120]})"
+        ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+        return _truncate(ids, labels, self.max_length), cut
+
+    def _uses_mask(self, conversation) -> bool:
+        return self.generation_mask and all(turn.get("output_with_loss", True) is not False for turn in conversation)
 
     def _render(self, messages: list[dict], generation_prompt: bool) -> str:
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -326,7 +361,20 @@ class ChatTemplateEncoder:
         results: list[Encoded | None] = [None] * len(conversations)
         todo = list(range(len(conversations)))
         while todo:
-            attempts = {i: self._render_or_error(conversations[i], budgets[i]) for i in todo}
+            direct = {i: self._mask_or_error(conversations[i], budgets[i]) for i in todo
+                      if self._uses_mask(conversations[i])}
+            attempts = {i: self._render_or_error(conversations[i], budgets[i]) for i in todo if i not in direct}
+            for i, got in direct.items():
+                if isinstance(got, str):
+                    attempts[i] = got  # reported below with the other refusals
+                    continue
+                enc, cut = got
+                if cut and enc.full_length < self.max_length + CUT_MARGIN:
+                    budgets[i] *= 4
+                    continue
+                enc.cut = cut
+                results[i] = enc
+            retry_direct = [i for i, got in direct.items() if not isinstance(got, str) and results[i] is None]
             rendered = [(i, a) for i, a in attempts.items() if not isinstance(a, str)]
             all_ids, all_offsets = (batch_ids_offsets(self.tokenizer, [a[0] for _, a in rendered]) if rendered
                                     else ([], []))
@@ -341,7 +389,7 @@ class ChatTemplateEncoder:
             for i, a in attempts.items():
                 if isinstance(a, str):
                     results[i] = Encoded([], [], 0, 0, error=a)
-            todo = retry
+            todo = retry + retry_direct
         return results
 
     def _label(self, rendered, all_ids, all_offsets) -> list[Encoded]:
