@@ -68,7 +68,8 @@ CSS = """
 # language (<html data-ts-lang>, set at start and on every switch), so one page shows one language.
 GRADIO_TEXTS = {
     "zh": {"Drop File Here": "将文件拖放到此处", "Click to Upload": "点击上传", "- or -": "- 或 -", "or": "或",
-           "Drop CSV Here": "将 CSV 文件拖放到此处", "Paste from Clipboard": "从剪贴板粘贴"},
+           "Drop CSV Here": "将 CSV 文件拖放到此处", "Paste from Clipboard": "从剪贴板粘贴", "Loading": "加载中",
+           "Loading...": "加载中..."},
 }
 
 

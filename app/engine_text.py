@@ -46,6 +46,27 @@ PATTERNS: list[tuple[str, str]] = [
     ("mem_bundled", r"model shape from Tunesmith's bundled copy of its config\.json fields \(not cached here\)"),
     ("mem_zero", r"ZeRO-(?P<stage>\d) splits the (?P<parts>[\w, ]+?) over (?P<n>\d+) GPUs?(?P<cpu> and offloads to CPU)?"),
     ("mem_dpo_ref", r"full-parameter DPO keeps a frozen reference copy of the model"),
+    # Fit to my GPU's changes (core/memory_fit.py), each ending with the new estimate
+    ("fit_step", r"(?P<what>.+): (?P<gb>[\d.]+) GB"),
+    ("fit_precision", r"precision fp32 -> auto \(bf16/fp16 mixed precision\)"),
+    ("fit_ckpt", r"gradient checkpointing on \(about 30% slower\)"),
+    ("fit_zero", r"DeepSpeed (?P<old>\S+) -> (?P<new>\S+) \(split states over (?P<n>\d+) GPUs\)"),
+    ("fit_full_lora", r"full fine-tune -> LoRA(?: \(learning rate (?P<old>\S+) -> (?P<new>\S+)\))?"),
+    ("fit_qlora", r"LoRA -> QLoRA \((?P<bits>\d+)-bit (?P<kind>\w+) base weights\)"),
+    ("fit_optimizer", r"optimizer (?P<old>\S+) -> paged_adamw_8bit"),
+    ("fit_offload", r"gradient checkpoints offloaded to CPU memory"),
+    ("fit_embeddings", r"input embeddings kept in CPU memory"),
+    ("fit_rank", r"LoRA rank (?P<old>\d+) -> (?P<new>\d+) \(alpha (?P<a_old>\d+) -> (?P<a_new>\d+), same alpha/r\)"),
+    ("fit_length", r"max_length (?P<old>\d+) -> (?P<new>\d+) tokens(?P<cut> \(longer samples are cut\))?"),
+    ("fit_batch", r"batch size (?P<old>\d+) -> 1, gradient accumulation (?P<ga_old>\d+) -> (?P<ga_new>\d+) "
+                  r"\(same effective batch (?P<eff>\d+)\)"),
+    # path checks (app/security.py resolve_user_path)
+    ("not_exist", r"(?P<what>[\w ]+?) (?P<path>\S+) does not exist\."),
+    ("fix_spelling", r"Check the spelling, or pick it from the list\."),
+    ("none_given", r"no (?P<what>[\w ]+?) given\."),
+    ("type_it", r"Type the (?P<what>[\w ]+?)\."),
+    ("outside", r"(?P<path>.+?) is outside the folders this app may use \((?P<roots>.+)\)\."),
+    ("fix_outside", r"Move or link the file into one of them, or restart the app with --allow-dir FOLDER\."),
     ("gone", r"The training process is gone but never reported a result \(it was killed or the machine "
              r"restarted\)\. (?P<rest>.*)"),
 ]
@@ -60,7 +81,8 @@ def translate(message: str, lang: str) -> str:
     for key, pattern in _COMPILED:
         found = pattern.match(message)
         if found and f"engine_{key}" in MESSAGES[lang]:
-            params = {k: translate(v, lang) if k in ("rest",) else (v or "") for k, v in found.groupdict().items()}
+            params = {k: translate(v, lang) if k in ("rest", "what") else (v or "")
+                      for k, v in found.groupdict().items()}
             return text(f"engine_{key}", lang, **_localised(key, params, lang))
     return message
 
@@ -74,6 +96,13 @@ def _localised(key: str, params: dict, lang: str) -> dict:
         params["pair"] = text("engine_mem_pair", lang) if params["pair"] else ""
         params["zero"] = f", ZeRO-{params['zero']}" if params["zero"] else ""
         params["offload"] = text("zero_offload", lang) if params["offload"] else ""
+    if "what" in params and key in ("not_exist", "none_given", "type_it"):
+        thing = "what_" + params["what"].replace(" ", "_")
+        params["what"] = text(thing, lang) if thing in MESSAGES.get(lang, {}) else params["what"]
+    if key == "fit_full_lora":
+        params["lr"] = text("engine_fit_lr", lang, old=params["old"], new=params["new"]) if params["old"] else ""
+    if key == "fit_length":
+        params["cut"] = text("engine_fit_cut", lang) if params["cut"] else ""
     if key == "mem_zero":
         params["parts"] = "、".join(text(f"mem_{p.strip()}", lang) for p in params["parts"].split(",")) \
             if lang == "zh" else params["parts"]

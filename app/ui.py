@@ -14,7 +14,8 @@ from app.callbacks import data_cb, method_cb, train_cb
 from app.callbacks.config_cb import default_config_path
 from app.css import SET_LANG_JS
 from app.form import form_ids, gui_default_config, values_from_config
-from app.registry import Registry
+from app.locales import label
+from app.registry import Registry, Update
 from app.settings import AppSettings
 from app.tabs import chat_tab, data_tab, export_tab, method_tab, model_tab, top, train_tab
 from app.tabs.widgets import BuildContext, container
@@ -52,7 +53,7 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         chat_tab.wire(ctx, tabs["tab/chat"])
         # On every page load (a reload or a new browser): re-attach to a live run, fill lists.
         form = [i for i in form_ids() if i in reg]
-        reg.wire(demo.load, partial(train_cb.on_load, settings=settings),
+        reg.wire(demo.load, partial(train_cb.on_load, settings=settings, only=form),
                  ["train/current", "train/runs", "train/seen", "train/cmd", *form],
                  inputs=["train/current", "top/lang"],
                  status="train/status")
@@ -63,4 +64,6 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
                  inputs=["data.path", "data.split", "data.map_fn", *data_cb.COLUMN_IDS.values(), "top/lang"])
         reg.wire(reg["top/lang"].change, method_cb.estimate, ["method/memory", "method/cmd"], status="method/status")
         reg["top/lang"].change(None, inputs=[reg["top/lang"]], outputs=None, js=SET_LANG_JS)  # gradio's own texts
+        reg.wire(reg["top/lang"].change, lambda v: {"top/lang": Update(label=label("top/lang", v.get("top/lang")))},
+                 ["top/lang"], inputs=["top/lang"])  # its own label (a label change fires no change event)
     return demo, reg

@@ -43,3 +43,15 @@ def test_gradio_own_texts_follow_the_page_language():
     script = head_script("zh")
     assert 'dataset.tsLang = "zh"' in script and GRADIO_TEXTS["zh"]["Drop File Here"] in script
     assert '"将文件拖放到此处": "Drop File Here"' in script  # a Chinese browser on an English page
+
+
+def test_fit_changes_in_chinese(monkeypatch):
+    from core.presets import load_config
+
+    monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 1)
+    from app.form import values_from_config
+
+    values = {**values_from_config(load_config("llama2_7b_full_alpaca_e3")), "top/lang": "zh", "method/gpu_gb": "8"}
+    status = method_cb.fit(values)["method/status"]
+    assert "全参数微调 → LoRA" in status and "GPU 数 8 → 1" in status and "1 块 GPU × 8 GB" in status
+    assert "full fine-tune" not in status

@@ -264,9 +264,10 @@ def run_command(run_dir, resume: bool = False) -> str:
     return commands.train_command(str(config), work_dir=str(run_dir), resume=resume) if config.is_file() else ""
 
 
-def on_load(values: dict, settings: AppSettings) -> dict:
+def on_load(values: dict, settings: AppSettings, only: list[str] | None = None) -> dict:
     """Page (re)load: re-attach to a run that is still going (or waiting), whatever the browser was,
-    and show that run's config in the form (the page forgot what was typed before the reload)."""
+    and show that run's config in the form (the page forgot what was typed before the reload).
+    ``only``: the form ids the page has (a config field without a widget must not fail the load)."""
     runs = gui_runs(settings)
     live = [r for r in runs if r["state"] in ("starting", "running", "stopping", QUEUED)]
     out = {"train/runs": Update(choices=[run_choice(r, lang_of(values)) for r in runs])}
@@ -276,7 +277,7 @@ def on_load(values: dict, settings: AppSettings) -> dict:
         out[SEEN] = ""
         out["train/cmd"] = run_command(live[0]["run_dir"])
         try:
-            out.update(form_of_run(live[0]["run_dir"]))
+            out.update({k: v for k, v in form_of_run(live[0]["run_dir"]).items() if only is None or k in only})
         except UserError:
             pass  # a config that no longer loads: still watch the run
     return out

@@ -28,7 +28,7 @@ def build(ctx: BuildContext) -> None:
                        visible=False)
     widget(ctx, "top/status", gr.HTML, is_input=False, value="")
     # Above every tab while a run is active: a reloaded page opens on the Data tab, far from the run.
-    with gr.Row(visible=False, equal_height=True, elem_classes=["ts-banner"]) as banner:
+    with gr.Row(visible=False, equal_height=True, elem_classes=["ts-banner"], elem_id="ts-top-banner_row") as banner:
         widget(ctx, "top/banner", gr.HTML, is_input=False, value="", scale=4)
         widget(ctx, "top/banner_btn", gr.Button, is_input=False, size="sm", scale=1, min_width=120)
     ctx.reg.add("top/banner_row", banner, is_input=False)
