@@ -116,6 +116,43 @@ def _text_to_list(field: str, value: Any) -> list:
     return [p.strip() for p in parts if p.strip()]
 
 
+def sources_to_text(sources: list) -> str:
+    """data.sources -> the Data tab's "more files" box: one ``path``, ``path | map_fn`` or
+    ``path | columns | input=q,output=a`` per line (max_rows is kept from the config while the line is unchanged).
+
+    >>> sources_to_text([{"path": "b.jsonl"}, {"path": "c.json", "map_fn": "alpaca"}])
+    'b.jsonl\\nc.json | alpaca'
+    """
+    lines = []
+    for s in sources or []:
+        s = {"path": s} if isinstance(s, str) else dict(s)
+        map_fn = s.get("map_fn") or ("columns" if s.get("columns") else "auto")
+        line = s.get("path", "") + ("" if map_fn == "auto" else f" | {map_fn}")
+        if s.get("columns"):
+            line += " | " + ",".join(f"{role}={col}" for role, col in s["columns"].items())
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def text_to_sources(value: Any) -> list:
+    """The "more files" box -> data.sources (a list is kept as it is).
+
+    >>> text_to_sources("b.jsonl\\n c.json | alpaca \\n")
+    [{'path': 'b.jsonl'}, {'path': 'c.json', 'map_fn': 'alpaca'}]
+    """
+    if isinstance(value, list):
+        return value
+    from core.data.map_fns import parse_columns_arg
+
+    out = []
+    for line in str(value or "").splitlines():
+        path, map_fn, columns = ([p.strip() for p in line.split("|", 2)] + ["", ""])[:3]
+        if path:
+            out.append({"path": path, **({"map_fn": map_fn} if map_fn and map_fn != "auto" else {}),
+                        **({"columns": parse_columns_arg(columns)} if columns else {})})
+    return out
+
+
 def values_from_config(cfg: RunConfig) -> dict[str, Any]:
     """RunConfig -> ``{widget id: widget value}`` (lists become text, columns/deepspeed split)."""
     out: dict[str, Any] = {}
@@ -129,6 +166,9 @@ def values_from_config(cfg: RunConfig) -> dict[str, Any]:
             continue
         if path == "distributed.deepspeed":
             out[path], out[DS_OFFLOAD_ID] = _split_deepspeed(value)
+            continue
+        if path == "data.sources":
+            out[path] = sources_to_text(value)
             continue
         out[path] = _list_to_text(path, value) if isinstance(value, list) else value
     return out
@@ -158,7 +198,10 @@ def config_from_values(values: dict[str, Any], base: RunConfig | None = None) ->
         value = values[path]
         if value is None:  # an emptied number box
             raise ConfigError("is empty.", "Type a value (see the hint under the box).", field=path)
-        if isinstance(data[section][name], list):
+        if path == "data.sources":  # unedited: keep what the box cannot show (columns, max_rows)
+            unchanged = isinstance(value, str) and value.strip() == sources_to_text(data[section][name])
+            value = data[section][name] if unchanged else text_to_sources(value)
+        elif isinstance(data[section][name], list):
             value = _text_to_list(path, value)
         elif isinstance(value, str) and not isinstance(data[section][name], str):
             value = value.strip()

@@ -82,6 +82,13 @@ def stats_html(stats: Any) -> str:
             rows.append((f"&nbsp;&nbsp;· {escape(str(reason))}", f"{count}{first}"))
     for note, count in (_get(stats, "notes") or {}).items():
         rows.append((f"note: {escape(str(note))}", count))
+    sources = _get(stats, "sources") or []
+    if len(sources) > 1:  # several datasets in one run: each one's share of the tokens
+        total = sum(int(s.get("tokens") or 0) for s in sources) or 1
+        for s in sources:
+            rows.append((f"source {escape(str(s.get('path')))} ({escape(str(s.get('map_fn')))})",
+                         f"{s.get('kept')} of {s.get('rows')} rows, {s.get('tokens')} tokens "
+                         f"({int(s.get('tokens') or 0) / total:.0%})"))
     if lengths:
         ordered = sorted(lengths)
         rows += [("tokens min / median / max",

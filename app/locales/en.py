@@ -25,6 +25,10 @@ LABELS = {
     "data.map_fn": {"label": "Row format (map_fn)"},
     "data.template": {"label": "Prompt template"},
     "data.system": {"label": "System prompt", "placeholder": "Optional; added to conversations that have none."},
+    "data.sources": {"label": "More files (optional)",
+                     "info": "Train on other files too, one per line; each is read in its own format (\"file | "
+                             "map_fn\" picks it, else it is guessed). The preview shows each file's share.",
+                     "placeholder": "more.jsonl"},
     "data/columns": {"label": "Map columns by hand (map_fn = columns)"},
     "data/col_input": {"label": "Input column", "info": "The user's message."},
     "data/col_output": {"label": "Output column", "info": "The answer the model learns."},

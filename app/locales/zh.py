@@ -24,6 +24,10 @@ LABELS = {
                     "columns 表示手动映射列，auto 表示根据列名自动判断。"},
     "data.template": {"label": "提示词模板", "info": "XTuner 模板名；chat_template 使用分词器自带模板；auto 按模型系列选择。"},
     "data.system": {"label": "系统提示词", "info": "加到没有系统提示词的对话中。", "placeholder": "可选"},
+    "data.sources": {"label": "更多文件（可选）",
+                     "info": "同时用其他文件训练，每行一个；每个文件按自己的格式读取（写“文件 | map_fn”指定，否则自动判断）。"
+                             "预览显示每个文件所占的比例。",
+                     "placeholder": "more.jsonl"},
     "data/columns": {"label": "手动映射列（map_fn = columns）"},
     "data/col_input": {"label": "输入列", "info": "用户的消息。"},
     "data/col_output": {"label": "输出列", "info": "模型要学习的回答。"},

@@ -38,6 +38,7 @@ def build(ctx: BuildContext) -> None:
     with gr.Row():
         field(ctx, "data.path", scale=4)
         field(ctx, "data.split", scale=1)
+    field(ctx, "data.sources", lines=1, max_lines=4)  # more files in the same run, each with its own map_fn
     widget(ctx, "data/suggest", gr.Markdown, is_input=False, value="")
     with gr.Row():
         field(ctx, "data.map_fn", choices=_map_fn_choices(), allow_custom_value=True)
