@@ -493,3 +493,6 @@ def _problems(cfg: RunConfig):
     if not d.path and not d.sources:
         yield E("no dataset given.", "Set a data file (json/jsonl/csv/parquet/txt), a saved dataset folder or a hub id.",
                 field="data.path")
+    if d.sources and me.stage in ("dpo", "orpo"):
+        yield E(f"several sources (data.sources) are for sft and pretrain; {me.stage} reads data.path only.",
+                "Put the preference pairs in one file (data.path) and empty data.sources.", field="data.sources")

@@ -124,3 +124,11 @@ def test_check_dataset_reads_the_dataset_section_of_a_run_config(capsys, tmp_pat
     assert "warning:" in err and "no system slot" in err
     code = main(["check-dataset"])
     assert code == 2 and "no dataset given" in capsys.readouterr().err
+
+
+def test_preference_stages_refuse_several_sources():
+    from core.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.method.stage, cfg.data.path, cfg.data.sources = "dpo", "pairs.jsonl", [{"path": "more.jsonl"}]
+    assert any(p.field == "data.sources" for p in cfg.schema_problems())
