@@ -45,6 +45,19 @@ def test_the_test_file_is_held_out_from_the_training_file():
     assert not questions(TEST_FILE) & questions(REPO_ROOT / "assets" / "identity.json")
 
 
+def test_every_test_row_accepts_the_training_phrasings_of_its_answer():
+    """Each held-out question accepts every answer wording the identity data uses for its language
+    (they all state the name and the maker), so an answer in a training wording is an exact match."""
+    import re
+
+    train = {r["messages"][-1]["content"] for r in json.loads((REPO_ROOT / "assets" / "identity.json").read_text())}
+    for row in json.loads(TEST_FILE.read_text()):
+        zh = bool(re.search(r"[\u4e00-\u9fff]", row["messages"][-1]["content"]))
+        same_language = {a for a in train if bool(re.search(r"[\u4e00-\u9fff]", a)) == zh}
+        assert same_language <= {row["messages"][-1]["content"], *row["references"]}, row["messages"][0]
+        assert all("Melody" in r for r in row["references"])
+
+
 @pytest.mark.slow
 def test_tuned_identity_model_beats_its_base_on_held_out_questions(demo_run):
     from core.eval.report import format_table, read_results
@@ -61,13 +74,25 @@ def test_tuned_identity_model_beats_its_base_on_held_out_questions(demo_run):
     assert tuned["loss"] < base["loss"] - 1.5 and tuned["perplexity"] < base["perplexity"] / 5
     assert tuned["rouge_l"] >= base["rouge_l"] + 0.3
     assert tuned["bleu"] >= base["bleu"] + 20 and tuned["chrf"] >= base["chrf"] + 20
-    # The references are whole sentences and the tuned model blends the training answers' wordings
-    # ("I am Melody, a language model assistant created by ..."), so exact match stays near 0 on both
-    # sides; it must not be worse.
-    assert tuned["exact_match"] >= base["exact_match"] == 0.0
+    # Each row accepts every wording the training data gives its answer, and short forms like "I am
+    # Melody" for the name questions (the `references` field); the tuned model's answer or its leading
+    # clause matches one on 7 of 10 (measured), the base model never says "Melody".
+    assert base["exact_match"] == 0.0 and tuned["exact_match"] >= 0.5
+    assert s["tests"]["exact_match"]["better"] == "tuned" and s["tests"]["exact_match"]["losses"] == 0
+    assert tuned["contains"] >= tuned["exact_match"] and base["contains"] == 0.0
     for key in ("rouge_l", "loss", "bleu", "chrf"):
         assert s["tests"][key]["significant"] and s["tests"][key]["better"] == "tuned", s["tests"][key]
     assert "the tuned model is better at" in s["verdict"]
     summary, rows = read_results(result.out_dir)
     assert summary["tuned"]["rouge_l"] == tuned["rouge_l"] and len(rows) == 10
     assert [r["index"] for r in rows] == [r["index"] for r in result.examples]
+    assert all(len(r["references"]) >= 9 for r in rows)
+    harness = s["lm_eval"]
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        assert "not installed" in harness["skipped"]
+    else:
+        # lm-evaluation-harness's own exact match over the same prompts and accepted references
+        print("lm-eval:", harness)
+        assert harness["base"]["exact_match"] == 0.0 and harness["tuned"]["exact_match"] >= 0.5

@@ -42,6 +42,36 @@ def test_answer_length_and_corpus_scores():
     assert m.corpus_scores([], [])["exact_match"] is None
 
 
+def test_exact_match_and_contains_take_the_best_of_several_references():
+    refs = ["My name is Melody.", "I'm Melody"]
+    assert m.exact_match("I'm Melody!", refs) == 1.0          # equals the second one after normalising
+    assert m.exact_match("I'm Melody!", refs[:1]) == 0.0
+    assert m.exact_match("Melody", ["", None, "melody"]) == 1.0  # empty references are not answers
+    assert m.contains("Hi! My name is Melody, how can I help?", ["Melody"]) == 1.0
+    assert m.contains("Melodyne", ["Melody"]) == 0.0            # whole words only
+    assert m.score_answer("I'm Melody.", refs)["exact_match"] == 1.0
+    # the leading clause counts as the answer: "My name is Melody" before ". I was made ..."
+    assert m.exact_match("My name is Melody. I was made by the Tunesmith team.", refs) == 1.0
+    assert m.exact_match("Hello! My name is Melody.", refs) == 0.0  # the leading clause is "Hello"
+    assert m.exact_match("我是 Melody，一个 AI 助手。", ["我是 Melody。"]) == 1.0
+    assert m.leading_clause("It is 3.5 km, roughly") == "It is 3.5 km"
+
+
+def test_rouge_bleu_chrf_use_their_multi_reference_forms():
+    # rouge-score's score_multi keeps the reference with the best F1: "Paris" 0, "I am Melody" 2*.75/1.75
+    assert m.rouge_l("I am not Melody", ["Paris", "I am Melody"]) == pytest.approx(2 * 0.75 / 1.75)
+    # BLEU clips each n-gram by its count in the best reference: "e" only in the second one, so
+    # precisions 5/5, 3/4, 2/3, 1/2 (vs 4/5 ... with the first alone); lengths equal -> BP 1
+    assert m.bleu("a b c d e", ["a b c d f", "x x x x e"]) == pytest.approx(100 * 0.25 ** 0.25, abs=1e-3)
+    assert m.chrf("Melody", ["Bob", "Melody"]) == pytest.approx(100.0)
+    # corpus BLEU over reference streams, the second example having one reference (None in stream 2):
+    # matches (5+4)/9, (3+3)/7, (2+2)/5, (1+1)/3, lengths 9 vs 9
+    s = m.corpus_scores(["a b c d e", "p q r s"], [["a b c d f", "x x x x e"], "p q r s"])
+    assert s["bleu"] == pytest.approx(100 * (1 * 6 / 7 * 4 / 5 * 2 / 3) ** 0.25, abs=1e-3)
+    assert s["exact_match"] == 0.5 and s["contains"] == 0.5
+    assert m.reference_streams(["a", ["b", "c"]]) == [["a", "b"], [None, "c"]]
+
+
 def test_sign_test_p_values():
     assert m.sign_test_p(8, 0) == 2 / 256
     assert m.sign_test_p(5, 3) == 2 * 93 / 256

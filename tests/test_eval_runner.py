@@ -77,15 +77,17 @@ def test_held_out_split_is_the_runs_eval_split(tiny_run, tokenizer):
 
 def test_results_files_are_ordered_biggest_difference_first(tiny_run):
     run, data = tiny_run
-    result = evaluate(EvalRequest(str(run), data=str(data), max_new_tokens=4, limit=5, name="files"))
+    result = evaluate(EvalRequest(str(run), data=str(data), max_new_tokens=4, limit=5, name="files", lm_eval=False))
     rows = [json.loads(line) for line in (result.out_dir / "examples.jsonl").read_text().splitlines()]
     summary = json.loads((result.out_dir / "summary.json").read_text())
     assert summary["n"] == 5 and [r["index"] for r in rows] == [r["index"] for r in result.examples]
     keys = [(abs(r["gain"]), abs(r["delta"]["loss"])) for r in rows]
     assert keys == sorted(keys, reverse=True)
-    assert set(summary["tests"]) == {"loss", "exact_match", "rouge_l", "bleu", "chrf"}
+    assert set(summary["tests"]) == {"loss", "exact_match", "contains", "rouge_l", "bleu", "chrf"}
     assert summary["lm_eval"]["skipped"]
-    assert all(set(r["tuned"]) >= {"answer", "loss", "exact_match", "rouge_l", "bleu", "chrf", "words"} for r in rows)
+    assert all(set(r["tuned"]) >= {"answer", "loss", "exact_match", "contains", "rouge_l", "bleu", "chrf", "words"}
+               for r in rows)
+    assert all(r["references"] == [r["reference"]] for r in rows)  # no references field: the answer alone
 
 
 def test_against_a_separately_loaded_base_gives_the_same_base_numbers(tiny_run, tiny_model_dir):
@@ -133,3 +135,38 @@ def test_a_test_file_in_another_format_is_mapped_by_guessing(tiny_run, tmp_path)
     guessed = suggest_map_fn(["instruction", "input", "output"], {"instruction": QA[0][0], "input": "", "output": ""})
     assert result.summary["map_fn"] == guessed != "openai" and result.summary["n"] == 3  # as the Data tab guesses
     assert {r["reference"] for r in result.examples} == {a for _, a in QA[:3]}
+
+
+def test_a_references_field_adds_accepted_answers(tiny_run, tmp_path):
+    from core.eval.metrics import exact_match
+
+    run, _ = tiny_run
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+             "references": ["Melody", a]} for q, a in QA[:3]]
+    rows[1]["references"] = "just one"
+    path = tmp_path / "refs.json"
+    path.write_text(json.dumps(rows))
+    result = evaluate(EvalRequest(str(run), data=str(path), max_new_tokens=2, name="refs", lm_eval=False))
+    by_index = {r["index"]: r for r in result.examples}
+    assert by_index[0]["references"] == [QA[0][1], "Melody"]  # the row's answer first, no repeat
+    assert by_index[1]["references"] == [QA[1][1], "just one"]
+    for r in result.examples:  # the stored scores are the max over every accepted answer
+        for side in ("base", "tuned"):
+            assert r[side]["exact_match"] == exact_match(r[side]["answer"], r["references"])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{**rows[0], "references": {"a": 1}}]))
+    with pytest.raises(UserError, match="row 0: 'references' must be a text or a list"):
+        evaluate(EvalRequest(str(run), data=str(bad), max_new_tokens=2, name="bad", lm_eval=False))
+
+
+def test_lm_eval_harness_scores_the_same_examples(tiny_run, tmp_path):
+    pytest.importorskip("lm_eval")
+    run, data = tiny_run
+    result = evaluate(EvalRequest(str(run), data=str(data), max_new_tokens=4, limit=4, name="harness"))
+    harness = result.summary["lm_eval"]
+    assert "skipped" not in harness and harness["output_type"] == "generate_until", harness
+    for side in ("base", "tuned"):
+        assert "error" not in harness[side], harness[side]
+        # a random tiny model answers none of them; both implementations must agree on that
+        assert harness[side]["exact_match"] == result.summary[side]["exact_match"] == 0.0
+    assert not list(result.out_dir.parent.glob(".*lm_eval_task.jsonl"))  # the task file is cleaned up

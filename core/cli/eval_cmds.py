@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--torch-dtype", dest="dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
+    p.add_argument("--no-lm-eval", dest="lm_eval", action="store_false",
+                   help="skip the lm-evaluation-harness cross-check (run by default when lm-eval is installed)")
     p.add_argument("--detach", action="store_true", help="start the evaluation and return at once")
     p.add_argument("--here", action="store_true", help="run in this process (no subprocess; for debugging)")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
@@ -34,7 +36,8 @@ def request_from_args(args):
 
     return EvalRequest(src=args.src, data=args.data, map_fn=args.map_fn, template=args.template,
                        against=args.against, limit=args.limit, name=args.name, max_new_tokens=args.max_new_tokens,
-                       batch_size=args.batch_size, device=args.device, dtype=args.dtype).validated()
+                       batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                       lm_eval=args.lm_eval).validated()
 
 
 def cmd_evaluate(args) -> int:

@@ -2,6 +2,11 @@
 
 Pure functions (no torch). ROUGE comes from ``rouge-score`` and BLEU / chrF from ``sacrebleu``, so
 the numbers match what other tools report for the same texts.
+
+A reference is one text or a list of accepted texts. With several, each score takes the multi-reference
+form QA and MT benchmarks use: exact match and "contains" are the best over the references (SQuAD),
+ROUGE-L the best F1 (rouge-score's ``score_multi``), BLEU and chrF count n-grams against all of them
+(sacrebleu's reference streams).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import re
 import string
 from dataclasses import asdict, dataclass
 
-METRICS = ("exact_match", "rouge_l", "bleu", "chrf", "words")
+METRICS = ("exact_match", "contains", "rouge_l", "bleu", "chrf", "words")
 # Scores where a bigger value is better; "words" is descriptive only, "loss" is better when lower.
-HIGHER_IS_BETTER = {"exact_match": True, "rouge_l": True, "bleu": True, "chrf": True, "loss": False}
+HIGHER_IS_BETTER = {"exact_match": True, "contains": True, "rouge_l": True, "bleu": True, "chrf": True,
+                    "loss": False}
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | set("，。！？；：、“”‘’（）《》【】…")
@@ -32,13 +38,60 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def exact_match(prediction: str, reference: str) -> float:
-    """1.0 when the normalised texts are equal, else 0.0.
+def as_references(reference) -> list[str]:
+    """The accepted answers as a list of non-empty texts (one text, or a list of them).
+
+    >>> as_references("Melody"), as_references(["My name is Melody.", "", "I am Melody"])
+    (['Melody'], ['My name is Melody.', 'I am Melody'])
+    """
+    refs = [reference] if isinstance(reference, str) else list(reference or [])
+    return [str(r) for r in refs if r is not None and str(r).strip()] or [""]
+
+
+# Where a generated answer's leading clause ends: sentence or clause punctuation followed by a space or
+# the end (so "3.5" stays whole), a line break, or CJK punctuation.
+_CLAUSE_END = re.compile(r"[.!?,;:](?=\s|$)|[\n。！？，；：]")
+
+
+def leading_clause(text: str) -> str:
+    """The answer up to its first clause break, the span generative QA tasks score (lm-eval's
+    TriviaQA / NQ-open stop generating at "\\n", "." and ",").
+
+    >>> leading_clause("My name is Melody. I was made by the team."), leading_clause("我是 Melody，一个 AI 助手。")
+    ('My name is Melody', '我是 Melody')
+    >>> leading_clause("It costs 3.5 euros")
+    'It costs 3.5 euros'
+    """
+    return _CLAUSE_END.split(str(text).strip(), maxsplit=1)[0].strip()
+
+
+def exact_match(prediction: str, reference) -> float:
+    """1.0 when the normalised answer, or its leading clause, equals the normalised reference or any
+    of several (SQuAD's max over accepted answers), else 0.0. The leading clause counts because a chat
+    model wraps a short answer in a sentence ("My name is Melody. I was made by ..."); a short reference
+    can only match that span, and a whole-sentence reference still needs the whole answer.
 
     >>> exact_match("I am Melody.", "i am melody"), exact_match("I am Melody", "I am Bob")
     (1.0, 0.0)
+    >>> exact_match("I'm Melody!", ["My name is Melody.", "I'm Melody"])
+    1.0
+    >>> exact_match("I'm Melody, made by the team.", "I'm Melody"), exact_match("I'm Melody, made by X.", "made by X")
+    (1.0, 0.0)
     """
-    return float(normalize_answer(prediction) == normalize_answer(reference))
+    answers = {normalize_answer(prediction), normalize_answer(leading_clause(prediction))}
+    return float(any(normalize_answer(r) in answers for r in as_references(reference)))
+
+
+def contains(prediction: str, reference) -> float:
+    """1.0 when a normalised reference appears in the normalised answer as whole words (a looser
+    exact match for answers that add a sentence around the expected one), else 0.0.
+
+    >>> contains("Hello! My name is Melody, how can I help?", ["Melody"]), contains("Melodyne", "Melody")
+    (1.0, 0.0)
+    """
+    answer = f" {normalize_answer(prediction)} "
+    return float(any(f" {normalize_answer(r)} " in answer for r in as_references(reference)
+                     if normalize_answer(r)))
 
 
 def tokens(text: str) -> list[str]:
@@ -58,10 +111,12 @@ class _Tokenizer:
 _SCORER = None
 
 
-def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F1 (longest common subsequence of words), 0..1.
+def rouge_l(prediction: str, reference) -> float:
+    """ROUGE-L F1 (longest common subsequence of words), 0..1; the best over several references.
 
     >>> round(rouge_l("I am Melody the assistant", "I am Melody"), 4)  # P 3/5, R 3/3 -> F 0.75
+    0.75
+    >>> round(rouge_l("I am Melody the assistant", ["Melody", "I am Melody"]), 4)  # 2*(1/5)/(1/5+1)=0.333 vs 0.75
     0.75
     """
     global _SCORER
@@ -69,29 +124,31 @@ def rouge_l(prediction: str, reference: str) -> float:
         from rouge_score import rouge_scorer
 
         _SCORER = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Tokenizer())
-    return float(_SCORER.score(str(reference), str(prediction))["rougeL"].fmeasure)
+    return float(_SCORER.score_multi(as_references(reference), str(prediction))["rougeL"].fmeasure)
 
 
-def bleu(prediction: str, reference: str) -> float:
-    """Sentence BLEU (sacrebleu, exponential smoothing), 0..100.
+def bleu(prediction: str, reference) -> float:
+    """Sentence BLEU (sacrebleu, exponential smoothing), 0..100; n-grams are matched against all references.
 
     >>> round(bleu("the cat sat on the mat", "the cat sat on the mat"), 6)
     100.0
-    """
-    import sacrebleu
-
-    return float(sacrebleu.sentence_bleu(str(prediction), [str(reference)]).score)
-
-
-def chrf(prediction: str, reference: str) -> float:
-    """Sentence chrF (character n-gram F-score, sacrebleu), 0..100.
-
-    >>> chrf("Melody", "Melody")
+    >>> round(bleu("the cat sat on the mat", ["a dog ran", "the cat sat on the mat"]), 6)
     100.0
     """
     import sacrebleu
 
-    return float(sacrebleu.sentence_chrf(str(prediction), [str(reference)]).score)
+    return float(sacrebleu.sentence_bleu(str(prediction), as_references(reference)).score)
+
+
+def chrf(prediction: str, reference) -> float:
+    """Sentence chrF (character n-gram F-score, sacrebleu), 0..100; the best over the references.
+
+    >>> chrf("Melody", "Melody"), chrf("Melody", ["Bob", "Melody"])
+    (100.0, 100.0)
+    """
+    import sacrebleu
+
+    return float(sacrebleu.sentence_chrf(str(prediction), as_references(reference)).score)
 
 
 def answer_words(text: str) -> int:
@@ -103,20 +160,34 @@ def answer_words(text: str) -> int:
     return len(tokens(text))
 
 
-def score_answer(prediction: str, reference: str) -> dict:
-    """Every per-example score of one answer.
+def score_answer(prediction: str, reference) -> dict:
+    """Every per-example score of one answer (``reference``: a text or the list of accepted ones).
 
-    >>> score_answer("I am Melody.", "I am Melody")["exact_match"]
+    >>> score_answer("I am Melody.", ["Melody", "I am Melody"])["exact_match"]
     1.0
     """
-    return {"exact_match": exact_match(prediction, reference), "rouge_l": rouge_l(prediction, reference),
+    return {"exact_match": exact_match(prediction, reference), "contains": contains(prediction, reference),
+            "rouge_l": rouge_l(prediction, reference),
             "bleu": bleu(prediction, reference), "chrf": chrf(prediction, reference),
             "words": answer_words(prediction)}
 
 
-def corpus_scores(predictions: list[str], references: list[str]) -> dict:
+def reference_streams(references: list) -> list[list]:
+    """sacrebleu's multi-reference layout: stream k holds every example's k-th reference, None where an
+    example has fewer (sacrebleu skips those).
+
+    >>> reference_streams(["a", ["b", "c"]])
+    [['a', 'b'], [None, 'c']]
+    """
+    refs = [as_references(r) for r in references]
+    width = max((len(r) for r in refs), default=1)
+    return [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
+
+
+def corpus_scores(predictions: list[str], references: list) -> dict:
     """Means of the per-example scores, except BLEU and chrF, which are corpus-level as usual
     (n-gram counts pooled over all answers, which is steadier than averaging sentence scores).
+    Each reference is a text or a list of accepted ones.
 
     >>> s = corpus_scores(["I am Melody", "Paris"], ["I am Melody", "Rome"])
     >>> s["exact_match"], s["rouge_l"], s["n"]
@@ -128,9 +199,10 @@ def corpus_scores(predictions: list[str], references: list[str]) -> dict:
     if n == 0:
         return {"n": 0, **{k: None for k in METRICS}}
     each = [score_answer(p, r) for p, r in zip(predictions, references)]
-    refs = [[str(r) for r in references]]
+    refs = reference_streams(references)
     preds = [str(p) for p in predictions]
     return {"n": n, "exact_match": _mean(e["exact_match"] for e in each),
+            "contains": _mean(e["contains"] for e in each),
             "rouge_l": _mean(e["rouge_l"] for e in each),
             "bleu": float(sacrebleu.corpus_bleu(preds, refs).score),
             "chrf": float(sacrebleu.corpus_chrf(preds, refs).score),

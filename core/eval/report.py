@@ -12,8 +12,9 @@ from pathlib import Path
 SUMMARY = "summary.json"
 EXAMPLES = "examples.jsonl"
 REQUEST = "request.json"
-TESTED = ("loss", "exact_match", "rouge_l", "bleu", "chrf")  # per-example scores compared pairwise
-LABELS = {"loss": "loss", "perplexity": "perplexity", "exact_match": "exact match", "rouge_l": "ROUGE-L",
+TESTED = ("loss", "exact_match", "contains", "rouge_l", "bleu", "chrf")  # per-example scores compared pairwise
+LABELS = {"loss": "loss", "perplexity": "perplexity", "exact_match": "exact match",
+          "contains": "contains reference", "rouge_l": "ROUGE-L",
           "bleu": "BLEU", "chrf": "chrF", "words": "answer words"}
 PRIMARY = "rouge_l"  # orders the examples: graded, unlike exact match, and defined for any answer
 
@@ -24,6 +25,7 @@ def example_row(ex) -> dict:
     delta = {k: _sub(tuned.get(k), base.get(k)) for k in TESTED}
     gain = delta[PRIMARY] or 0.0
     return {"index": ex.index, "prompt": ex.prompt, "messages": ex.messages, "reference": ex.reference,
+            "references": list(getattr(ex, "references", None) or [ex.reference]),
             "base": base, "tuned": tuned, "delta": delta, "gain": gain,
             "outcome": "win" if gain > 1e-9 else "loss" if gain < -1e-9 else "tie"}
 
@@ -61,6 +63,7 @@ def build_summary(plan, examples, totals: dict, *, template: str, map_fn: str, d
     from core.eval.metrics import HIGHER_IS_BETTER, paired_test
 
     rows = order_examples([example_row(ex) for ex in examples])
+    harness = {k: totals[k].pop("lm_eval", None) for k in ("base", "tuned")}
     tests = {}
     for key in TESTED:
         base = [r["base"].get(key) for r in rows]
@@ -77,26 +80,37 @@ def build_summary(plan, examples, totals: dict, *, template: str, map_fn: str, d
         "ties": sum(r["outcome"] == "tie" for r in rows),
         "settings": {"greedy": True, "max_new_tokens": req.max_new_tokens, "batch_size": req.batch_size,
                      "limit": req.limit, "against": req.against or None},
-        "lm_eval": lm_eval_note(), "seconds": round(seconds, 2), "finished_at": time.time(),
+        "lm_eval": lm_eval_note(harness), "seconds": round(seconds, 2), "finished_at": time.time(),
         "out_dir": str(plan.out_dir),
     }
     summary["verdict"] = verdict(summary)
     return summary, rows
 
 
-def lm_eval_note() -> dict:
-    """lm-evaluation-harness is optional; say so in the results instead of failing."""
+def lm_eval_note(harness: dict) -> dict:
+    """The harness's numbers per side (``{"base": {...}, "tuned": {...}}`` from the runner), or why there
+    are none: lm-evaluation-harness is optional, so its absence is recorded instead of failing.
+
+    >>> lm_eval_note({"base": None, "tuned": None})["skipped"]  # doctest: +SKIP
+    'lm-eval is not installed (pip install lm-eval adds the harness cross-check)'
+    """
     import importlib.util
 
-    if importlib.util.find_spec("lm_eval") is None:
-        return {"skipped": "lm-eval is not installed (pip install lm-eval to add harness tasks)"}
-    return {"skipped": "lm-eval is installed, but no harness task was asked for"}
+    if harness.get("base") is None or harness.get("tuned") is None:
+        if importlib.util.find_spec("lm_eval") is None:
+            return {"skipped": "lm-eval is not installed (pip install lm-eval adds the harness cross-check)"}
+        return {"skipped": "the harness cross-check was switched off (--no-lm-eval)"}
+    from importlib.metadata import version
+
+    return {"version": version("lm_eval"), "output_type": "generate_until",
+            "metric": "exact_match (ignore_case, ignore_punctuation; best over the accepted references)",
+            "base": harness["base"], "tuned": harness["tuned"]}
 
 
 def _fmt(key: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key in ("exact_match", "rouge_l"):
+    if key in ("exact_match", "contains", "rouge_l"):
         return f"{value:.3f}"
     if key in ("bleu", "chrf", "words"):
         return f"{value:.1f}"
@@ -123,7 +137,7 @@ def noise_text(test: dict | None) -> str:
 def table_rows(summary: dict) -> list[list[str]]:
     """[score, base, tuned, difference, larger than noise?] for the CLI table and the GUI frame."""
     out = []
-    for key in ("loss", "perplexity", "exact_match", "rouge_l", "bleu", "chrf", "words"):
+    for key in ("loss", "perplexity", "exact_match", "contains", "rouge_l", "bleu", "chrf", "words"):
         b, t = summary["base"].get(key), summary["tuned"].get(key)
         diff = None if b is None or t is None or math.isinf(b) or math.isinf(t) else t - b
         out.append([LABELS[key], _fmt(key, b), _fmt(key, t), _signed(key, diff), noise_text(summary["tests"].get(key))])

@@ -22,6 +22,10 @@ from core.errors import DataError, UserError
 from core.refs import FILE, FOLDER, HUB, classify, is_embedded
 
 HELD_OUT = "held-out"
+# An optional column of accepted answers besides the row's own last answer (a text or a list), so
+# exact match can accept every right phrasing, as multi-answer QA sets do. The map_fns never read it,
+# so the row still trains and its loss is measured on its own answer.
+REFERENCES = "references"
 
 
 class EvalStopped(Exception):
@@ -43,6 +47,7 @@ class EvalRequest:
     batch_size: int = 8
     device: str = "auto"
     dtype: str = "auto"
+    lm_eval: bool = True          # also run the examples as an lm-evaluation-harness task when it is installed
     out_dir: str = ""             # explicit results folder (default RUN_DIR/eval/<name>)
 
     def to_dict(self) -> dict:
@@ -68,7 +73,8 @@ class EvalRequest:
 class Example:
     index: int                    # row number in the test file (or in the run's eval split)
     messages: list                # the prompt as chat messages (system, earlier turns, the question)
-    reference: str
+    reference: str                # the row's last answer (the loss is measured on it)
+    references: list = field(default_factory=list)  # every accepted answer, reference first
     prompt: str = ""              # the last question, for tables
     conversation: list = field(default_factory=list)  # the map_fn's turns, encoded for the loss
     scores: dict = field(default_factory=dict)   # "base"/"tuned" -> {answer, loss, tokens, metrics...}
@@ -248,12 +254,38 @@ def build_examples(plan: Plan, tokenizer, model_path: str):
             continue
         messages = [{"role": m["role"], "content": m["content"]} for m in conversation_to_messages(conversation)]
         reference = messages.pop()["content"]  # the last answer is what the model must produce
-        examples.append(Example(index=numbers[i], messages=messages, reference=reference,
+        try:
+            accepted = accepted_references(reference, ds[i].get(REFERENCES))
+        except DataError as exc:
+            raise DataError(f"{dc.path}, row {numbers[i]}: {exc.message}", exc.fix) from None
+        examples.append(Example(index=numbers[i], messages=messages, reference=reference, references=accepted,
                                 prompt=messages[-1]["content"] if messages else "", conversation=conversation))
     if not examples:
         raise DataError(f"{dc.path}: no usable test example ({_reasons(dropped) or 'no rows'}).",
                         "Check the file with `python -m core check-dataset FILE` and choose its --map-fn.")
     return examples, spec, dropped
+
+
+def accepted_references(reference: str, extra) -> list[str]:
+    """The row's answer, then the texts of its ``references`` field (a text or a list), without repeats.
+
+    >>> accepted_references("My name is Melody.", ["Melody", "My name is Melody."])
+    ['My name is Melody.', 'Melody']
+    >>> accepted_references("Paris", None)
+    ['Paris']
+    """
+    if extra is None:
+        extra = []
+    elif isinstance(extra, str):
+        extra = [extra]
+    elif not isinstance(extra, (list, tuple)) or not all(isinstance(r, str) or r is None for r in extra):
+        raise DataError(f"'{REFERENCES}' must be a text or a list of texts, got {type(extra).__name__}.",
+                        f'Write e.g. "{REFERENCES}": ["Melody", "My name is Melody."].')
+    out = []
+    for text in [reference, *extra]:
+        if text is not None and text.strip() and text not in out:
+            out.append(text)
+    return out or [reference]
 
 
 def _reasons(dropped: dict) -> str:
@@ -401,19 +433,43 @@ def run_side(side: Side, plan: Plan, examples: list[Example], template: str, pro
         answers = generate_answers(side.model, tok, prompts, eos=eos, stop_words=stop_words, pad_id=pad,
                                    max_new_tokens=req.max_new_tokens, batch_size=req.batch_size, progress=progress,
                                    label=side.key)
+        harness = run_harness(side, plan, examples, template, stop_words) if req.lm_eval else None
     nll = sum(s for s, _ in losses)
     count = sum(n for _, n in losses)
     for ex, (s, n), (text, new_tokens) in zip(examples, losses, answers):
         ex.scores[side.key] = {"answer": text, "loss": s / n if n else None, "answer_tokens": new_tokens,
-                               **score_answer(text, ex.reference)}
+                               **score_answer(text, ex.references or ex.reference)}
     loss = nll / count if count else None
     totals = {"label": side.label, "loss": loss, "perplexity": _ppl(loss), "supervised_tokens": count,
               "truncated": sum(1 for e in encoded if e.truncated),
               "answer_tokens": sum(t for _, t in answers) / len(answers),
               "hit_max_new_tokens": sum(1 for _, t in answers if t >= req.max_new_tokens),
-              **corpus_scores([a for a, _ in answers], [ex.reference for ex in examples])}
+              **corpus_scores([a for a, _ in answers], [ex.references or ex.reference for ex in examples])}
     totals.pop("n", None)
+    if harness is not None:
+        totals["lm_eval"] = harness
     return totals
+
+
+def run_harness(side: Side, plan: Plan, examples: list[Example], template: str, stop_words: list[str]):
+    """The harness's scores of this side on the same prompts, or None when lm-eval is not installed.
+    Runs inside ``side.active()``, so the base side really has its adapter switched off."""
+    from core.data.templates import build_chat_prompt
+    from core.eval import harness
+
+    if not harness.available():
+        return None
+    data = harness.write_task_data(plan.out_dir.parent / f".{plan.out_dir.name}.{harness.TASK_FILE}",
+                                   [build_chat_prompt(template, side.tokenizer, ex.messages) for ex in examples],
+                                   examples)
+    config = harness.task_config(f"tunesmith_{side.key}", data, stop_words=stop_words,
+                                 max_new_tokens=plan.request.max_new_tokens)
+    try:
+        return harness.run_task(side.model, side.tokenizer, config, batch_size=plan.request.batch_size)
+    except Exception as exc:  # noqa: BLE001 - an optional cross-check must not lose our own results
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    finally:
+        data.unlink(missing_ok=True)
 
 
 def _ppl(loss):
