@@ -59,6 +59,7 @@ def test_batched_left_padded_answers_equal_one_at_a_time(tiny_run):
     assert any(b != t for b, t in answers.values())  # the adapter changes the answers
 
 
+@pytest.mark.slow  # a whole evaluation (tens of seconds on a busy CPU): make test runs it, make test-fast does not
 def test_held_out_split_is_the_runs_eval_split(tiny_run, tokenizer):
     from core.config import RunConfig
     from core.data.pipeline import build_sft_data
@@ -90,6 +91,7 @@ def test_results_files_are_ordered_biggest_difference_first(tiny_run):
     assert all(r["references"] == [r["reference"]] for r in rows)  # no references field: the answer alone
 
 
+@pytest.mark.slow  # two evaluations (tens of seconds on a busy CPU): make test runs it, make test-fast does not
 def test_against_a_separately_loaded_base_gives_the_same_base_numbers(tiny_run, tiny_model_dir):
     run, data = tiny_run
     off = evaluate(EvalRequest(str(run), data=str(data), max_new_tokens=3, limit=3, name="off"))
@@ -125,6 +127,7 @@ def test_user_errors_say_what_to_do(tmp_path, tiny_run, tiny_model_dir):
         make_plan(EvalRequest(str(run), limit=-1))
 
 
+@pytest.mark.slow  # a whole evaluation (tens of seconds on a busy CPU): make test runs it, make test-fast does not
 def test_a_test_file_in_another_format_is_mapped_by_guessing(tiny_run, tmp_path):
     run, _ = tiny_run
     alpaca = tmp_path / "alpaca.jsonl"
@@ -159,6 +162,7 @@ def test_a_references_field_adds_accepted_answers(tiny_run, tmp_path):
         evaluate(EvalRequest(str(run), data=str(bad), max_new_tokens=2, name="bad", lm_eval=False))
 
 
+@pytest.mark.slow  # a whole evaluation (tens of seconds on a busy CPU): make test runs it, make test-fast does not
 def test_lm_eval_harness_scores_the_same_examples(tiny_run, tmp_path):
     pytest.importorskip("lm_eval")
     run, data = tiny_run
