@@ -37,7 +37,7 @@ PATTERNS: list[tuple[str, str]] = [
     ("loading_model", r"Loading the model\."),
     ("resuming", r"Resuming from (?P<ckpt>\S+?)\."),
     ("evaluating", r"Evaluating on the held-out split\."),
-    # the memory estimate's summary line and notes (core/memory.py, core/memory_parts.py)
+    # the memory estimate's summary line and notes (core/memory/estimate.py, core/memory/parts.py)
     ("mem_setup", r"(?P<arch>.+?) \((?P<params>[^()]+) params\), (?P<method>full fine-tune|LoRA r=\d+|QLoRA \d+-bit "
                   r"r=\d+), (?P<precision>\w+), batch (?P<batch>\d+) x (?P<tokens>\d+) tokens(?P<pair> x 2 \(chosen\+"
                   r"rejected\))?, gradient checkpointing (?P<ckpt>on|off), (?P<gpus>\d+) GPUs?(?:, ZeRO-(?P<zero>\d))?"
@@ -46,7 +46,7 @@ PATTERNS: list[tuple[str, str]] = [
     ("mem_bundled", r"model shape from Tunesmith's bundled copy of its config\.json fields \(not cached here\)"),
     ("mem_zero", r"ZeRO-(?P<stage>\d) splits the (?P<parts>[\w, ]+?) over (?P<n>\d+) GPUs?(?P<cpu> and offloads to CPU)?"),
     ("mem_dpo_ref", r"full-parameter DPO keeps a frozen reference copy of the model"),
-    # Fit to my GPU's changes (core/memory_fit.py), each ending with the new estimate
+    # Fit to my GPU's changes (core/memory/fit.py), each ending with the new estimate
     ("fit_step", r"(?P<what>.+): (?P<gb>[\d.]+) GB"),
     ("fit_precision", r"precision fp32 -> auto \(bf16/fp16 mixed precision\)"),
     ("fit_ckpt", r"gradient checkpointing on \(about 30% slower\)"),
