@@ -71,6 +71,25 @@ def embedded_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, embedded_model_dir):
+    """(cfg, status) of the `python -m core demo` run: SmolLM2 learns it is "Melody" (minutes on CPU; once a session,
+    shared by the demo test and the GGUF export test)."""
+    from core.train.demo import demo_config
+    from core.train.launcher import run_here
+
+    reuse = os.environ.get("TUNESMITH_TEST_DEMO_RUN")  # a finished demo run folder: skip the minutes of training
+    if reuse:
+        from core.config import RunConfig
+        from core.train.rundir import RunDir
+
+        cfg = RunConfig.load(Path(reuse) / "config.yaml")
+        cfg.output.run_dir = str(Path(reuse).resolve())  # the folder may have been copied from elsewhere
+        return cfg, RunDir(reuse).read_status()
+    cfg = demo_config(str(tmp_path_factory.mktemp("demo") / "demo"))
+    return cfg, run_here(cfg)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (present in CI and on dev machines, absent in a bare clone)."""
     if not SHARED_DATA.is_dir():

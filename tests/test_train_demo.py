@@ -6,16 +6,14 @@ import json
 
 import pytest
 
-from core.train.demo import DEMO_NAME, DEMO_QUESTION, HELD_OUT_QUESTIONS, ask, demo_config
-from core.train.launcher import run_here
+from core.train.demo import DEMO_NAME, DEMO_QUESTION, HELD_OUT_QUESTIONS, ask
 from core.train.rundir import RunDir
 
 
 @pytest.mark.slow
-def test_demo_run_answers_held_out_phrasings_with_the_new_name(tmp_path, embedded_model_dir):
-    cfg = demo_config(str(tmp_path / "demo"))
+def test_demo_run_answers_held_out_phrasings_with_the_new_name(demo_run):
+    cfg, status = demo_run  # tests/conftest.py: trained once, also exported to GGUF by test_gguf_demo.py
     assert cfg.data.path.endswith("assets/identity.json")
-    status = run_here(cfg)
     assert status["state"] == "finished", status
     losses = [m["loss"] for m in RunDir(cfg.output.run_dir).read_metrics() if m["kind"] == "train"]
     assert len(losses) == cfg.training.max_steps and losses[-1] < losses[0] / 3, losses
