@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 7860
-# llama-cpp-python compiles llama.cpp when pip has no wheel for it (about 12 min on 2 busy cores, once: pip
+# llama-cpp-python compiles llama.cpp when pip has no wheel for it (12-28 min on 2 busy cores, once: pip
 # caches the wheel); only the library is needed. Not -march=native: its AMX kernels crash (SIGSEGV in
 # ggml_backend_amx_mul_mat) on quantised models on AMX CPUs such as this dev machine, and an AVX2 build is
 # portable. On a GPU machine: make install CMAKE_ARGS="-DGGML_CUDA=on"
