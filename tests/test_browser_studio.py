@@ -91,7 +91,7 @@ def use_tiny_model(page, home: Path) -> None:
     open_tab(page, "2 · Model")
     fill(page, "model.name_or_path", home / "models" / "tiny")
     click(page, "model/facts_btn")
-    facts = wait_text(page, "model/facts", "layers", 60)
+    facts = wait_text(page, "model/facts", "Layers", 60)  # plain names; the config key is the tooltip
     assert "6.4 M" in facts and "llama" in facts
 
 
