@@ -76,3 +76,14 @@ def test_typed_output_folder_is_checked(run):
         list(export_cb.export(values, settings))
     with pytest.raises(UserError, match="not in"):
         list(export_cb.export({**values, "export/out_dir": "", "export/checkpoint": "../../etc"}, settings))
+
+
+def test_finished_export_names_its_output_once(tmp_path):
+    # the bar and the status both said "Done: <path>", so the page printed it twice
+    out = tmp_path / "merged"
+    updates = list(export_cb.run_with_progress(lambda progress: (progress(0.5, "half"), out)[1], "en", poll=0.01))
+    final = updates[-1]
+    assert final["export/last"] == str(out)
+    page = final["export/progress"] + final["export/status"]
+    assert page.count("Done:") == 1
+    assert ">Finished<" in final["export/progress"]

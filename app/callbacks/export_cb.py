@@ -143,7 +143,8 @@ def _gguf(values: dict, settings: AppSettings, src: Path, out: Path):
         if "export/last" in update:  # done: a file, not a model folder the Chat tab could load
             path = Path(update["export/last"])
             done = text("export_gguf_done", lang, path=path, size=f"{path.stat().st_size / 2**20:.1f} MiB")
-            update = {**update, "export/status": ok_html(done), "export/progress": progress_bar(1.0, done, "ok")}
+            update = {**update, "export/status": ok_html(done),
+                      "export/progress": progress_bar(1.0, text("export_finished", lang), "ok")}
             update.pop("chat/merged", None)
         yield update
 
@@ -173,6 +174,7 @@ def run_with_progress(work, lang: str, settings: AppSettings | None = None, poll
         yield {"export/progress": progress_bar(last[0], last[1], "bad")}
         raise result["error"]
     out = result.get("out")
-    yield {"export/progress": progress_bar(1.0, text("export_done", lang, path=out), "ok"),
+    # The status line below names the output; the bar repeating it printed "Done:" twice.
+    yield {"export/progress": progress_bar(1.0, text("export_finished", lang), "ok"),
            "export/status": ok_html(text("export_done", lang, path=out)), "export/out_dir": "",
            "export/last": str(out), "chat/merged": str(out)}

@@ -254,6 +254,7 @@ MESSAGES = {
     "loss_points": "{n} loss points",
     "log_lines": "Relevant log lines",
     "nothing_to_resume": "This run has no checkpoint to resume from yet.",
+    "export_finished": "Finished",
     "export_done": "Done: {path}",
     "export_gguf_done": "Done: {path} ({size}); Modelfile beside it (ollama create NAME -f Modelfile)",
     "chat_loaded": "Loaded {what}.",

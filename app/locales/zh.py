@@ -253,6 +253,7 @@ MESSAGES = {
     "loss_points": "{n} 个损失点",
     "log_lines": "相关日志",
     "nothing_to_resume": "这个运行还没有可继续的检查点。",
+    "export_finished": "已完成",
     "export_done": "完成：{path}",
     "export_gguf_done": "完成：{path}（{size}）；旁边附有 Modelfile（ollama create NAME -f Modelfile）",
     "chat_loaded": "已加载 {what}。",
