@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from app.settings import AppSettings
+    from app.settings import AppSettings, launch_roots
 
     settings = AppSettings.from_env(runs_root=args.runs_root, lang=args.lang, max_upload_mb=args.max_upload_mb,
-                                    extra_roots=tuple(args.allow_dir))
+                                    extra_roots=launch_roots(args.host, args.share, args.allow_dir))
     settings.ensure_dirs()
     from app.css import CSS, head_script
     from app.run_queue import QueueWorker

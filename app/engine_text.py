@@ -66,7 +66,8 @@ PATTERNS: list[tuple[str, str]] = [
     ("none_given", r"no (?P<what>[\w ]+?) given\."),
     ("type_it", r"Type the (?P<what>[\w ]+?)\."),
     ("outside", r"(?P<path>.+?) is outside the folders this app may use \((?P<roots>.+)\)\."),
-    ("fix_outside", r"Move or link the file into one of them, or restart the app with --allow-dir FOLDER\."),
+    ("fix_outside", r"Upload it with the upload box on the Data tab, or move or link it into one of them, or "
+                    r"restart the app with --allow-dir FOLDER\."),
     ("gone", r"The training process is gone but never reported a result \(it was killed or the machine "
              r"restarted\)\. (?P<rest>.*)"),
 ]

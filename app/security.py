@@ -310,7 +310,8 @@ def resolve_user_path(text: str, roots: list[Path], *, must_exist: bool = True, 
     if not any(_inside(path, Path(r).resolve()) for r in roots):
         shown = ", ".join(str(r) for r in roots)
         raise UserError(f"{text} is outside the folders this app may use ({shown}).",
-                        "Move or link the file into one of them, or restart the app with --allow-dir FOLDER.")
+                        "Upload it with the upload box on the Data tab, or move or link it into one of them, "
+                        "or restart the app with --allow-dir FOLDER.")
     if must_exist and not path.exists():
         raise UserError(f"{what} {text} does not exist.", "Check the spelling, or pick it from the list.")
     return path

@@ -11,9 +11,30 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.security import is_loopback
 from core import paths
 
 DEFAULT_MAX_UPLOAD_MB = 512
+
+
+def launch_roots(host: str, share: bool, allow_dirs: tuple[str, ...] | list[str] = (),
+                 user_home: Path | None = None) -> tuple[str, ...]:
+    """The extra folders typed paths may use for a studio bound to ``host``.
+
+    Only this machine can reach a loopback-bound studio, so whoever types a path there is the
+    user who started it: their home folder is allowed too (hidden folders such as ~/.ssh stay
+    refused by resolve_user_path). Any other host or a --share link keeps the stricter rule: only
+    the app's folders and --allow-dir.
+
+    >>> launch_roots("127.0.0.1", False, ["/data"], Path("/home/me"))
+    ('/data', '/home/me')
+    >>> launch_roots("0.0.0.0", False, ["/data"], Path("/home/me")), launch_roots("127.0.0.1", True, (), Path("/h"))
+    (('/data',), ())
+    """
+    roots = tuple(str(d) for d in allow_dirs)
+    if is_loopback(host) and not share:
+        roots += (str(user_home or Path.home()),)
+    return roots
 
 
 @dataclass

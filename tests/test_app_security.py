@@ -156,3 +156,39 @@ def test_resolve_user_path_stays_inside_allowed_roots(tmp_path):
     assert resolve_user_path(str(root / "new.yaml"), roots, must_exist=False) == root / "new.yaml"
     with pytest.raises(UserError, match="NUL"):
         resolve_user_path("a\x00b", roots)
+
+
+def test_loopback_studio_may_use_the_users_home_other_hosts_may_not(tmp_path):
+    from app.settings import launch_roots
+
+    home = tmp_path / "me"
+    assert launch_roots("127.0.0.1", False, [], home) == (str(home),)
+    assert launch_roots("localhost", False, ["/data"], home) == ("/data", str(home))
+    # reachable from elsewhere (another address or a share link): only the app's folders and --allow-dir
+    assert launch_roots("0.0.0.0", False, ["/data"], home) == ("/data",)
+    assert launch_roots("192.168.1.5", False, [], home) == ()
+    assert launch_roots("127.0.0.1", True, [], home) == ()
+
+
+def test_home_allowed_on_loopback_still_refuses_hidden_folders(tmp_path):
+    from app.settings import AppSettings, launch_roots
+
+    home = tmp_path / "me"
+    (home / "notes").mkdir(parents=True)
+    (home / "notes" / "faq.csv").write_text("q,a\n")
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_rsa").write_text("secret")
+    s = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path / "th")},
+                             extra_roots=launch_roots("127.0.0.1", False, [], home))
+    assert resolve_user_path(str(home / "notes" / "faq.csv"), s.allowed_roots()) == home / "notes" / "faq.csv"
+    with pytest.raises(UserError):
+        resolve_user_path(str(home / ".ssh" / "id_rsa"), s.allowed_roots())
+
+
+def test_outside_path_error_offers_the_upload_box_in_both_languages(tmp_path):
+    from app.engine_text import translate
+
+    with pytest.raises(UserError) as err:
+        resolve_user_path("/etc/passwd", [tmp_path])
+    assert "upload box on the Data tab" in err.value.fix
+    assert "数据页的上传框" in translate(err.value.fix, "zh")

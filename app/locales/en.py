@@ -448,7 +448,7 @@ MESSAGES = {
     "engine_none_given": "no {what} given.",
     "engine_type_it": "Type the {what}.",
     "engine_outside": "{path} is outside the folders this app may use ({roots}).",
-    "engine_fix_outside": "Move or link the file into one of them, or restart the app with --allow-dir FOLDER.",
+    "engine_fix_outside": "Upload it with the upload box on the Data tab, or move or link it into one of them, or restart the app with --allow-dir FOLDER.",
     "what_dataset": "dataset",
     "what_model": "model",
     "what_run_folder": "run folder",

@@ -447,7 +447,7 @@ MESSAGES = {
     "engine_none_given": "没有给出{what}。",
     "engine_type_it": "请输入{what}。",
     "engine_outside": "{path} 不在本应用可用的文件夹内（{roots}）。",
-    "engine_fix_outside": "请把文件移动或链接到其中一个文件夹，或用 --allow-dir FOLDER 重新启动应用。",
+    "engine_fix_outside": "请用数据页的上传框上传它，或把文件移动或链接到其中一个文件夹，或用 --allow-dir FOLDER 重新启动应用。",
     "what_dataset": "数据集",
     "what_model": "模型",
     "what_run_folder": "运行文件夹",
