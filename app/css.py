@@ -22,6 +22,7 @@ CSS = """
 .ts-table { border-collapse: collapse; font-size: 0.9em; }
 .ts-table td { padding: 2px 10px 2px 0; border-bottom: 1px solid #eee; }
 .ts-progress { margin: 6px 0; }
+.ts-cmd textarea { white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: break-all; }
 .ts-bar { height: 14px; background: #eee; border-radius: 7px; overflow: hidden; }
 .ts-fill { height: 100%; background: #3b82f6; transition: width .5s; }
 .ts-ok .ts-fill { background: #22a06b; }

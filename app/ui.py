@@ -26,8 +26,12 @@ TABS = (("tab/data", data_tab), ("tab/model", model_tab), ("tab/method", method_
 
 def start_values(settings: AppSettings) -> dict:
     """What the form shows on first open: the GUI default config plus the header's fields."""
-    return {**values_from_config(gui_default_config()), "top/lang": settings.lang,
-            "top/config_path": default_config_path(settings)}
+    from core.presets import DEFAULT_PRESET
+
+    values = values_from_config(gui_default_config())
+    # The form starts as the default preset on a demo set: show both as chosen, not blank lists.
+    return {**values, "top/lang": settings.lang, "top/config_path": default_config_path(settings),
+            "model/preset": DEFAULT_PRESET, "data/demo": data_cb.demo_for_path(values.get("data.path"))}
 
 
 def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:

@@ -61,3 +61,28 @@ def test_fit_headline_in_the_page_language(monkeypatch, lang, word):
     monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 1)
     out = method_cb.fit(_values(**{"top/lang": lang}))
     assert word in out["method/status"]
+
+
+def test_command_line_is_built_on_the_applied_preset():
+    # it was built on the default smollm2 preset, so a 7B preset became a long --set list
+    from app import commands
+    from app.form import config_from_values
+    from core.presets import load_config
+
+    name = "llama2_7b_full_alpaca_e3"
+    values = {**values_from_config(load_config(name)), "model/preset": name}
+    cmd = commands.estimate_command(config_from_values(values), 8, method_cb.base_preset(values))
+    assert cmd == f"python -m core estimate {name} --gpu-gb 8"
+    assert method_cb.base_preset({"model/preset": "../secrets"}) is None
+    assert method_cb.base_preset({"model/preset": ""}) is None
+
+
+def test_first_load_shows_the_default_preset_and_demo_set_as_chosen(tmp_path):
+    from app.callbacks.data_cb import demo_choices
+    from app.settings import AppSettings
+    from app.ui import start_values
+    from core.presets import DEFAULT_PRESET
+
+    values = start_values(AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}))
+    assert values["model/preset"] == DEFAULT_PRESET
+    assert values["data/demo"] == dict(demo_choices())["identity.json"]

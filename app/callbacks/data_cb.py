@@ -39,6 +39,22 @@ def demo_choices() -> list[tuple[str, str]]:
             and not p.stem.endswith("_test")]
 
 
+def demo_for_path(path) -> str | None:
+    """The demo drop-down's value for a data path (a preset names it relative to the project folder).
+
+    >>> demo_for_path("assets/identity.json") == str(assets_dir() / "identity.json"), demo_for_path("x.csv")
+    (True, None)
+    """
+    if not path:
+        return None
+    from core import paths
+
+    typed = Path(str(path)).expanduser()
+    full = typed if typed.is_absolute() else paths.REPO_ROOT / typed
+    demos = [p for _, p in demo_choices()]
+    return next((p for p in demos if Path(p).resolve() == full.resolve()), None)
+
+
 def _fill(value, name: str, author: str):
     if isinstance(value, str):
         return value.replace("{{name}}", name).replace("{{author}}", author)

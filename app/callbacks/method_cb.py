@@ -149,7 +149,16 @@ def estimate(values: dict) -> dict:
     note = text("no_gpu", lang, gb=f"{gpu_gb:g}") if asked_detected and not detected else ""
     est = _estimate_dict(estimate_memory(cfg, gpu_gb=gpu_gb))
     return {"method/memory": memory_html(est, gpu_gb, lang, note),
-            "method/cmd": commands.estimate_command(cfg, gpu_gb)}
+            "method/cmd": commands.estimate_command(cfg, gpu_gb, base_preset(values))}
+
+
+def base_preset(values: dict) -> str | None:
+    """The preset the form was built on (the Model tab's choice), so the command line lists only the
+    user's own changes: on the default preset, an applied 7B preset became a long --set list."""
+    from core import paths
+
+    name = str(values.get("model/preset") or "")
+    return name if name and "/" not in name and (paths.presets_dir() / f"{name}.yaml").is_file() else None
 
 
 @functools.lru_cache(maxsize=1)

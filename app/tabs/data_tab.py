@@ -25,7 +25,7 @@ def _template_choices() -> list[str]:
 
 def build(ctx: BuildContext) -> None:
     demos = data_cb.demo_choices()
-    demo_value = ctx.values.get("data.path") if ctx.values.get("data.path") in [p for _, p in demos] else None
+    demo_value = ctx.values.get("data/demo")
     with gr.Row():
         widget(ctx, "data/demo", gr.Dropdown, choices=demos, value=demo_value, scale=2)
         widget(ctx, "data/upload", gr.File, type="filepath", height=120, scale=2,

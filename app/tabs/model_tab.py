@@ -14,7 +14,8 @@ from app.tabs.widgets import BuildContext, command_box, field, widget
 def build(ctx: BuildContext) -> None:
     s = ctx.settings
     with gr.Row(equal_height=True):
-        widget(ctx, "model/preset", gr.Dropdown, choices=model_cb.preset_choices(), value=None, scale=4)
+        widget(ctx, "model/preset", gr.Dropdown, choices=model_cb.preset_choices(),
+               value=ctx.values.get("model/preset"), scale=4)
         widget(ctx, "model/apply_preset", gr.Button, is_input=False, scale=1, min_width=120)
     with gr.Row(equal_height=True):
         field(ctx, "model.name_or_path", scale=3)

@@ -72,7 +72,8 @@ def widget(ctx: BuildContext, elem_id: str, cls, *, is_input: bool = True, **kwa
 
 def command_box(ctx: BuildContext, elem_id: str) -> Any:
     """The read-only "same from the command line" box under an action, with a copy button."""
-    return widget(ctx, elem_id, gr.Textbox, is_input=False, value="", interactive=False, lines=1, max_lines=8,
+    # Tall enough for a long command shown whole (it wraps, see .ts-cmd in app/css.py), not cut at 8 lines.
+    return widget(ctx, elem_id, gr.Textbox, is_input=False, value="", interactive=False, lines=1, max_lines=40,
                   buttons=["copy"], elem_classes=["ts-cmd"])
 
 
