@@ -58,7 +58,7 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         # On every page load (a reload or a new browser): re-attach to a live run, fill lists.
         form = [i for i in form_ids() if i in reg]
         reg.wire(demo.load, partial(train_cb.on_load, settings=settings, only=form),
-                 ["train/current", "train/runs", "train/seen", "train/cmd", *form],
+                 ["train/current", "train/runs", "train/seen", "train/cmd", *train_cb.STOP_IDS, *form],
                  inputs=["train/current", "top/lang"],
                  status="train/status")
         reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings), data_cb.INSPECT_OUT,

@@ -142,7 +142,25 @@ def test_poll_fills_progress_plots_log_and_samples(settings):
     assert out["train/failure"] == ""
     again = train_cb.poll({**values, "train/seen": out["train/seen"]}, settings)
     assert "train/plot_loss" not in again  # nothing new: plots are not re-sent
-    assert set(train_cb.poll({**values, "train/current": ""}, settings)) == set(train_cb.BANNER_IDS)
+    assert set(train_cb.poll({**values, "train/current": ""}, settings)) == {*train_cb.BANNER_IDS,
+                                                                             *train_cb.STOP_IDS}
+
+
+def test_stop_buttons_are_live_only_while_the_watched_run_is(settings):
+    # they were bright red and clickable with nothing running
+    live = {"interactive": True, "variant": "stop"}
+    idle = {"interactive": False, "variant": "secondary"}
+    rd = _fake_run(settings)
+    values = {"train/current": str(rd.path), "train/seen": "", "top/lang": "en"}
+    out = train_cb.poll(values, settings)
+    assert [out[b] for b in train_cb.STOP_IDS] == [live, live]
+    assert [train_cb.on_load({"train/current": "", "top/lang": "en"}, settings)[b]
+            for b in train_cb.STOP_IDS] == [live, live]  # a reload re-attaches with Stop usable at once
+    nothing = train_cb.poll({**values, "train/current": ""}, settings)
+    assert [nothing[b] for b in train_cb.STOP_IDS] == [idle, idle]
+    rd.write_status(state="failed", error="boom")
+    out = train_cb.poll(values, settings)
+    assert [out[b] for b in train_cb.STOP_IDS] == [idle, idle]
 
 
 def test_plot_update_never_sends_an_empty_frame():

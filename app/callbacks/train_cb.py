@@ -29,6 +29,15 @@ CURRENT = "train/current"
 SEEN = "train/seen"
 STATUS = "train/status"
 BANNER_IDS = ("top/banner", "top/banner_row")
+STOP_IDS = ("train/stop_btn", "train/force_btn")
+LIVE_STATES = ("starting", "running", "stopping", QUEUED)
+
+
+def stop_buttons(state: str | None) -> dict:
+    """Stop and Force stop are live (red) only while the watched run is: bright red and clickable with
+    nothing running invited a click that could only say "not running"."""
+    live = state in LIVE_STATES
+    return {b: Update(interactive=live, variant="stop" if live else "secondary") for b in STOP_IDS}
 PLOT_IDS = {"loss": "train/plot_loss", "lr": "train/plot_lr", "grad": "train/plot_grad",
             "tps": "train/plot_tps", "mem": "train/plot_mem"}
 
@@ -269,13 +278,14 @@ def on_load(values: dict, settings: AppSettings, only: list[str] | None = None) 
     and show that run's config in the form (the page forgot what was typed before the reload).
     ``only``: the form ids the page has (a config field without a widget must not fail the load)."""
     runs = gui_runs(settings)
-    live = [r for r in runs if r["state"] in ("starting", "running", "stopping", QUEUED)]
+    live = [r for r in runs if r["state"] in LIVE_STATES]
     out = {"train/runs": Update(choices=[run_choice(r, lang_of(values)) for r in runs])}
     if live and not values.get(CURRENT):
         out[CURRENT] = live[0]["run_dir"]
         out["train/runs"]["value"] = live[0]["run_dir"]
         out[SEEN] = ""
         out["train/cmd"] = run_command(live[0]["run_dir"])
+        out.update(stop_buttons(live[0]["state"]))  # live at once, not a timer tick after the reload
         try:
             out.update({k: v for k, v in form_of_run(live[0]["run_dir"]).items() if only is None or k in only})
         except UserError:
@@ -341,7 +351,7 @@ def poll(values: dict, settings: AppSettings) -> dict:
 
     current = (values.get(CURRENT) or "").strip()
     if not current:
-        return banner(values, settings)
+        return {**banner(values, settings), **stop_buttons(None)}
     rd = RunDir(check_run_folder(current, settings))  # status() may write status.json: runs only
     status = rd.read_status()
     if status.get("state") != QUEUED:
@@ -371,4 +381,5 @@ def poll(values: dict, settings: AppSettings) -> dict:
             out.update(refresh_runs(values, settings))
         out[SEEN] = seen
     out.update(banner(values, settings))
+    out.update(stop_buttons(status.get("state")))
     return out

@@ -38,10 +38,12 @@ def build(ctx: BuildContext) -> None:
     with gr.Row():
         widget(ctx, "train/preview_btn", gr.Button, is_input=False)
         widget(ctx, "train/start_btn", gr.Button, is_input=False, variant="primary")
-        widget(ctx, "train/stop_btn", gr.Button, is_input=False, variant="stop")
+        # Greyed until a run is watched: poll() (also after a reload's re-attach) makes both live.
+        widget(ctx, "train/stop_btn", gr.Button, is_input=False, variant="secondary", interactive=False)
         widget(ctx, "train/resume_btn", gr.Button, is_input=False)
         # Its own button, never a second Stop: a double-click must not lose the work since the last checkpoint.
-        widget(ctx, "train/force_btn", gr.Button, is_input=False, variant="stop", size="sm")
+        widget(ctx, "train/force_btn", gr.Button, is_input=False, variant="secondary", size="sm",
+               interactive=False)
     with gr.Group(visible=False, elem_classes=["ts-confirm"]) as confirm:
         widget(ctx, "train/confirm_text", gr.Markdown, is_input=False)
         with gr.Row():
@@ -114,7 +116,7 @@ def build_compare(ctx: BuildContext) -> None:
 
 
 WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train/points", "train/seen", "train/runs",
-         *train_cb.PLOT_IDS.values(), *train_cb.BANNER_IDS]
+         *train_cb.PLOT_IDS.values(), *train_cb.BANNER_IDS, *train_cb.STOP_IDS]
 
 
 def wire(ctx: BuildContext, timer: gr.Timer) -> None:
