@@ -321,3 +321,26 @@ def test_a_real_run_in_the_runs_list_passes_the_same_check(settings):
     link.symlink_to(settings.uploads_dir)
     with pytest.raises(UserError, match="not a run of this app"):
         train_cb.poll({"train/current": str(link), "top/lang": "en"}, settings)
+
+
+def test_start_uses_the_run_folder_the_preview_showed(settings, data_file, launched, monkeypatch):
+    # Preview said …193920, Start (planning again from the clock) made …193923
+    clock = iter(["20261201-193920", "20261201-193923", "20261201-193925"])
+    monkeypatch.setattr(train_cb.time, "strftime", lambda fmt: next(clock))
+    values = _values(data_file, **{"output.name": "same"})
+    shown = train_cb.preview_command(values, settings)
+    planned = shown["train/planned"]
+    assert planned == str(settings.runs_root / "same-20261201-193920") and planned in shown["train/cmd"]
+    out = train_cb.start({**values, "train/planned": planned}, settings)
+    assert str(launched[0][1]) == planned and out["train/planned"] == ""
+    # a planned folder that another run took meanwhile, or a renamed run, gets a fresh folder
+    cfg = gui_default_config()
+    cfg.output.name = "same"
+    (settings.runs_root / "same-20261201-193920").mkdir(parents=True, exist_ok=True)
+    assert train_cb.planned_run_dir({"train/planned": planned}, cfg, settings) is None
+    cfg.output.name = "other"
+    assert train_cb.planned_run_dir({"train/planned": str(settings.runs_root / "same-x")}, cfg, settings) is None
+    cfg.output.name = "same"
+    assert train_cb.planned_run_dir({"train/planned": "/tmp/same-x"}, cfg, settings) is None
+    assert train_cb.planned_run_dir({"train/planned": str(settings.runs_root / "same-x")}, cfg, settings) == \
+        settings.runs_root / "same-x"

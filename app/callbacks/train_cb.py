@@ -27,6 +27,7 @@ from core.errors import UserError
 
 CURRENT = "train/current"
 SEEN = "train/seen"
+PLANNED = "train/planned"  # the run folder Preview showed, kept for Start
 STATUS = "train/status"
 BANNER_IDS = ("top/banner", "top/banner_row")
 STOP_IDS = ("train/stop_btn", "train/force_btn")
@@ -100,6 +101,19 @@ def _fail(values: dict, exc: InvalidConfig) -> dict:
     return {STATUS: problems_html(exc.problems, text("problems", lang_of(values)))}
 
 
+def planned_run_dir(values: dict, cfg: RunConfig, settings: AppSettings) -> Path | None:
+    """The folder Preview showed, when Start may still use it: Start planning its own from the clock named a
+    second folder (…193923) than the preview (…193920). Only a new folder of the runs list, named for this cfg."""
+    planned = str(values.get(PLANNED) or "").strip()
+    if not planned or cfg.output.run_dir:
+        return None
+    path = Path(planned)
+    name = sanitize_filename(cfg.output.name or cfg.default_name())
+    if path.parent.resolve() != settings.runs_root.resolve() or not path.name.startswith(f"{name}-") or path.exists():
+        return None
+    return path
+
+
 def preview_command(values: dict, settings: AppSettings) -> dict:
     """The exact trainer command Start would run, and the same run from the CLI."""
     from core.train.commands import build_command, display
@@ -108,7 +122,7 @@ def preview_command(values: dict, settings: AppSettings) -> dict:
         cfg = build_valid_config(values, settings)
     except InvalidConfig as exc:
         return _fail(values, exc)
-    run_dir = plan_run_dir(cfg, settings)
+    run_dir = planned_run_dir(values, cfg, settings) or plan_run_dir(cfg, settings)
     name = sanitize_filename(cfg.output.name or cfg.default_name())
     yaml_path = settings.home / "configs" / "generated" / f"{name}.yaml"
     cfg.save(yaml_path)  # an app-owned file, so the command below runs as shown
@@ -116,7 +130,8 @@ def preview_command(values: dict, settings: AppSettings) -> dict:
              f"{commands.train_command(str(yaml_path), work_dir=str(run_dir))}\n\n"
              f"# What Start runs (in its own process group, logging to {run_dir}/train.log):\n"
              f"{display(build_command(cfg, run_dir))}")
-    return {"train/cmd": shown, STATUS: ok_html(text("valid", lang_of(values))) + warnings_html(cfg)}
+    return {"train/cmd": shown, PLANNED: str(run_dir),
+            STATUS: ok_html(text("valid", lang_of(values))) + warnings_html(cfg)}
 
 
 def start(values: dict, settings: AppSettings) -> dict:
@@ -128,7 +143,7 @@ def start(values: dict, settings: AppSettings) -> dict:
     busy = _busy(settings)
     if busy:
         return {"train/confirm": Update(visible=True), STATUS: ""}
-    return _launch(values, settings, cfg, checked=True)
+    return _launch(values, settings, cfg, planned_run_dir(values, cfg, settings), checked=True)
 
 
 def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path | None = None, *,
@@ -139,7 +154,7 @@ def _launch(values: dict, settings: AppSettings, cfg: RunConfig, run_dir: Path |
     run_dir = run_dir or plan_run_dir(cfg, settings)
     cfg = check_config(cfg, settings, run_dir=run_dir)  # whatever built cfg (form, run config, YAML)
     handle = launch(cfg, run_dir, checked=checked)
-    return {CURRENT: str(handle.run_dir), SEEN: "", "train/confirm": Update(visible=False),
+    return {CURRENT: str(handle.run_dir), SEEN: "", PLANNED: "", "train/confirm": Update(visible=False),
             STATUS: ok_html(text("run_started", lang_of(values), run=handle.run_dir.name)),
             "train/cmd": run_command(handle.run_dir, resume=bool(cfg.training.resume_from)),
             **refresh_runs(values, settings, str(handle.run_dir))}
@@ -153,8 +168,8 @@ def queue(values: dict, settings: AppSettings) -> dict:
         return _fail(values, exc)
     busy = _busy(settings)
     after = busy[0]["name"] if busy else ""
-    run_dir = enqueue(cfg, plan_run_dir(cfg, settings), after)
-    return {CURRENT: str(run_dir), SEEN: "", "train/confirm": Update(visible=False),
+    run_dir = enqueue(cfg, planned_run_dir(values, cfg, settings) or plan_run_dir(cfg, settings), after)
+    return {CURRENT: str(run_dir), SEEN: "", PLANNED: "", "train/confirm": Update(visible=False),
             STATUS: ok_html(text("run_queued", lang_of(values), run=after or "-")),
             **refresh_runs(values, settings, str(run_dir))}
 

@@ -55,6 +55,7 @@ def build(ctx: BuildContext) -> None:
     command_box(ctx, "train/cmd")
     widget(ctx, "train/current", gr.Textbox, visible=False, value="")
     widget(ctx, "train/seen", gr.Textbox, visible=False, value="")
+    widget(ctx, "train/planned", gr.Textbox, visible=False, value="")
     widget(ctx, "train/progress", gr.HTML, is_input=False, value="")
     widget(ctx, "train/failure", gr.HTML, is_input=False, value="")
     with gr.Row(equal_height=True):
@@ -121,8 +122,9 @@ WATCH = ["train/progress", "train/log", "train/failure", "train/samples", "train
 
 def wire(ctx: BuildContext, timer: gr.Timer) -> None:
     reg, s = ctx.reg, ctx.settings
-    started = ["train/current", "train/seen", "train/confirm", "train/cmd", "train/runs"]
-    reg.wire(reg["train/preview_btn"].click, partial(train_cb.preview_command, settings=s), ["train/cmd"],
+    started = ["train/current", "train/seen", "train/planned", "train/confirm", "train/cmd", "train/runs"]
+    reg.wire(reg["train/preview_btn"].click, partial(train_cb.preview_command, settings=s),
+             ["train/cmd", "train/planned"],
              status="train/status")
     reg.wire(reg["train/start_btn"].click, partial(train_cb.start, settings=s), started, status="train/status")
     reg.wire(reg["train/queue_btn"].click, partial(train_cb.queue, settings=s), started, status="train/status")
