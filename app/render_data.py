@@ -66,42 +66,48 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
-def stats_html(stats: Any) -> str:
+def stats_html(stats: Any, lang: str = "en") -> str:
     """A small table: rows, kept, dropped (with reasons and the first row), token lengths,
-    truncated and supervised share, packing. ``stats`` is ``DatasetStats.to_dict()`` or alike."""
+    truncated and supervised share, packing. ``stats`` is ``DatasetStats.to_dict()`` or alike;
+    its labels come from the locale table (``stat_*``)."""
+    from app.locales import text
+
+    def t(key: str, **fmt) -> str:
+        return escape(text(f"stat_{key}", lang, **fmt))
+
     lengths = list(_get(stats, "lengths") or [])
     scope = _get(stats, "scope")
-    rows = [("rows", f"{_get(stats, 'rows')}" + (f" ({scope})" if scope else "")), ("kept", _get(stats, "kept"))]
+    rows = [(t("rows"), f"{_get(stats, 'rows')}" + (f" ({scope})" if scope else "")), (t("kept"), _get(stats, "kept"))]
     dropped = _get(stats, "dropped") or {}
     examples = _get(stats, "drop_examples") or {}
     total_dropped = sum(dropped.values()) if isinstance(dropped, dict) else dropped
-    rows.append(("dropped", total_dropped))
+    rows.append((t("dropped"), total_dropped))
     if isinstance(dropped, dict):
         for reason, count in sorted(dropped.items(), key=lambda kv: -kv[1]):
-            first = f" (first: row {examples[reason]})" if reason in examples else ""
+            first = " " + text("stat_first_row", lang, row=examples[reason]) if reason in examples else ""
             rows.append((f"&nbsp;&nbsp;· {escape(str(reason))}", f"{count}{first}"))
     for note, count in (_get(stats, "notes") or {}).items():
-        rows.append((f"note: {escape(str(note))}", count))
+        rows.append((t("note", note=note), count))
     sources = _get(stats, "sources") or []
     if len(sources) > 1:  # several datasets in one run: each one's share of the tokens
         total = sum(int(s.get("tokens") or 0) for s in sources) or 1
         for s in sources:
-            rows.append((f"source {escape(str(s.get('path')))} ({escape(str(s.get('map_fn')))})",
-                         f"{s.get('kept')} of {s.get('rows')} rows, {s.get('tokens')} tokens "
-                         f"({int(s.get('tokens') or 0) / total:.0%})"))
+            rows.append((t("source", path=s.get("path"), map_fn=s.get("map_fn")),
+                         text("stat_source_share", lang, kept=s.get("kept"), rows=s.get("rows"),
+                              tokens=s.get("tokens"), share=f"{int(s.get('tokens') or 0) / total:.0%}")))
     if lengths:
         ordered = sorted(lengths)
-        rows += [("tokens min / median / max",
+        rows += [(t("tokens_range"),
                   f"{ordered[0]} / {ordered[len(ordered) // 2]} / {ordered[-1]}"),
-                 ("tokens total", sum(lengths))]
-    rows += [("truncated", _pct(_get(stats, "truncated_share"))),
-             ("supervised tokens", _pct(_get(stats, "supervised_share")))]
+                 (t("tokens_total"), sum(lengths))]
+    rows += [(t("truncated"), _pct(_get(stats, "truncated_share"))),
+             (t("supervised"), _pct(_get(stats, "supervised_share")))]
     if _get(stats, "packed"):
         full = _pct(_get(stats, "packing_efficiency"))
-        rows.append(("packed sequences", f"{_get(stats, 'sequences')} ({full} full)"))
+        rows.append((t("packed"), text("stat_packed_value", lang, sequences=_get(stats, "sequences"), full=full)))
     for key in ("map_fn", "template"):
         if _get(stats, key):
-            rows.append((key, _get(stats, key)))
+            rows.append((t(key), _get(stats, key)))
     body = "".join(f"<tr><td>{k}</td><td>{escape(str(v)) if v is not None else '-'}</td></tr>" for k, v in rows)
     return f'<table class="ts-table ts-stats">{body}</table>'
 

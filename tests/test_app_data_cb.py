@@ -85,8 +85,15 @@ def test_preview_highlights_trained_tokens(settings, tokenizer_dir):
     assert '<span class="ts-sup">Answer number 0.' in out["data/preview"]
     assert 'class="ts-masked"' in out["data/preview"] and "Question 0?" in out["data/preview"]
     assert "<td>rows</td><td>6</td>" in out["data/stats"] and "<td>kept</td><td>5</td>" in out["data/stats"]
-    assert out["data/hist"]["rows"].sum() == 5
+    assert out["data/hist"]["value"]["rows"].sum() == 5
+    assert (out["data/hist"]["x_title"], out["data/hist"]["y_title"]) == ("tokens per row", "rows")
     assert "5 of 6 rows kept" in out["data/status"]
+    # the zh page: table labels and histogram axes from the locale table, not English
+    zh = data_cb.run_preview({**values, "top/lang": "zh"}, settings)
+    assert "<td>行数</td><td>6</td>" in zh["data/stats"] and "<td>保留</td><td>5</td>" in zh["data/stats"]
+    assert (zh["data/hist"]["x_title"], zh["data/hist"]["y_title"]) == ("每行 token 数", "行数")
+    for word in ("rows", "kept", "dropped", "tokens", "truncated", "supervised"):
+        assert f"<td>{word}" not in zh["data/stats"], word
     assert out["data/cmd"].startswith("python -m core check-dataset")
 
 

@@ -84,3 +84,14 @@ def test_log_tail_hides_known_noise_but_never_errors():
     kept, hidden = useful_log_lines(lines)
     assert hidden == 5
     assert kept == lines[5:]
+
+
+def test_stats_table_in_chinese():
+    stats = {"rows": 10, "kept": 8, "dropped": {"empty output": 2}, "drop_examples": {"empty output": 3},
+             "lengths": [10, 20, 30], "truncated_share": 0.0, "supervised_share": 0.4, "packed": True,
+             "sequences": 2, "packing_efficiency": 0.9, "map_fn": "openai", "template": "chat_template"}
+    html = stats_html(stats, "zh")
+    for needle in ("<td>行数</td><td>10</td>", "<td>保留</td><td>8</td>", "<td>丢弃</td><td>2</td>",
+                   "（首个：第 3 行）", "<td>token 总数</td><td>60</td>", "<td>行格式</td><td>openai</td>",
+                   "<td>打包后的序列</td><td>2（90.0% 填满）</td>"):
+        assert needle in html, needle

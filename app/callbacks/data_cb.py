@@ -302,8 +302,8 @@ def _preview(values: dict, settings: AppSettings, n: int) -> dict:
     supervised = _attr(stats, "supervised_share") or 0.0
     return {
         "data/preview": system_note(cfg, result.samples, lang) + preview_html(result.samples) + _warnings_html(result),
-        "data/stats": stats_html(stats),
-        "data/hist": histogram_frame(stats),
+        "data/stats": stats_html(stats, lang),
+        "data/hist": Update(value=histogram_frame(stats), x_title=text("hist_x", lang), y_title=text("hist_y", lang)),
         "data/status": ok_html(text("preview_ok", lang, kept=kept, rows=rows, supervised=supervised)),
         "data/cmd": commands.check_dataset_command(cfg),
     }

@@ -8,6 +8,7 @@ import gradio as gr
 
 from app.callbacks import data_cb
 from app.form import COLUMN_IDS
+from app.locales import text
 from app.tabs.widgets import BuildContext, command_box, container, field, widget
 
 
@@ -66,7 +67,7 @@ def build(ctx: BuildContext) -> None:
         with gr.Column(scale=2):
             widget(ctx, "data/stats", gr.HTML, is_input=False, value="")
             widget(ctx, "data/hist", gr.BarPlot, is_input=False, x="tokens", y="rows", sort=None, height=220,
-                   x_label_angle=-45)
+                   x_label_angle=-45, x_title=text("hist_x", ctx.lang), y_title=text("hist_y", ctx.lang))
     command_box(ctx, "data/cmd")
 
 
