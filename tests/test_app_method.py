@@ -86,3 +86,20 @@ def test_first_load_shows_the_default_preset_and_demo_set_as_chosen(tmp_path):
     values = start_values(AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}))
     assert values["model/preset"] == DEFAULT_PRESET
     assert values["data/demo"] == dict(demo_choices())["identity.json"]
+
+
+def test_estimate_updates_parse_the_preset_once(monkeypatch):
+    # each update parsed the preset YAML again: two thirds of the callback's time
+    import core.presets
+    from app import commands
+
+    cfg = gui_default_config()
+    calls = []
+    real = core.presets.load_config
+    monkeypatch.setattr(core.presets, "load_config", lambda name: calls.append(name) or real(name))
+    commands._load_preset.cache_clear()
+    first = commands.estimate_command(cfg, 8)
+    cfg.training.batch_size = 7
+    second = commands.estimate_command(cfg, 8)
+    assert len(calls) == 1
+    assert "--set training.batch_size=7" in second and "batch_size" not in first
