@@ -43,8 +43,10 @@ def page(home):
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(app.url)
-            page.wait_for_selector(sel("train/start_btn"), timeout=60_000)
+            # Hidden tabs are not visible, so wait for the tab strip, then for the Train tab's content.
+            page.get_by_role("tab", name="4 · Train").wait_for(timeout=60_000)
             open_tab(page, "4 · Train")
+            page.wait_for_selector(sel("train/start_btn"), timeout=60_000)
             yield page
             browser.close()
     finally:
@@ -64,7 +66,12 @@ def test_evaluate_a_run_on_a_test_file(page, home):
     assert "larger than the noise?" in summary and "tuned - base" in summary
     assert ("better at" in summary or "worse at" in summary or "no difference" in summary)
     assert 'data-state="finished"' in page.locator(sel("eval/progress")).first.inner_html()
-    assert page.locator(f"{sel('eval/examples')} tbody tr").count() == 6
+    # Gradio 6's table does not keep one <tr> per row in a single tbody, so read the rows' prompts:
+    # --limit 6 shows exactly the first six questions of the file.
+    from eval_helpers import QA
+
+    table = page.locator(sel("eval/examples")).first.inner_text()
+    assert all(q in table for q, _ in QA[:6]) and not any(q in table for q, _ in QA[6:]), table[:2000]
     assert (home / "runs" / "tiny-a" / "eval" / "qa" / "summary.json").is_file()
 
 
