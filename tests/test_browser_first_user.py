@@ -193,6 +193,11 @@ def test_first_time_user(app, home, page):
     wait_for(page, lambda: page.get_by_role("tab", name=TABS_ZH[3]).count(), 20, "Chinese tab labels")
     page.wait_for_timeout(2500)  # one timer tick: progress and plots in Chinese
     open_tab(page, TABS_ZH[0])
+    # the statistics table and histogram axes in Chinese (checked here: the error step below clears them)
+    click(page, "data/preview_btn")
+    wait_for(page, lambda: "行数" in text_of(page, "data/stats"), 90, "the statistics table in Chinese")
+    stats_words = english_words(text_of(page, "data/stats") + "\n" + text_of(page, "data/hist"))
+    assert not stats_words, sorted(stats_words)
     fill(page, "data.path", home / "nope.json")
     wait_text(page, "data/status", "错误：", 30)
     leftovers = {}
