@@ -198,10 +198,13 @@ def test_reading_cannot_escape_by_dotdot_symlink_or_absolute_path(folders, tiny_
     escapes = [str(allowed / ".." / "outside" / "secret.json"), str(allowed / "link.json"),
                str(allowed / "linked_dir" / "secret.json"), str(outside / "secret.json")]
     for path in escapes:
-        with pytest.raises(UserError, match="outside the folders"):
-            data_cb.inspect_data({"data.path": path}, settings)
-        with pytest.raises(UserError, match="outside the folders"):
-            data_cb.run_preview(_form(settings, allowed, tiny_model_dir, **{"data.path": path}), settings)
+        # inspect_data shows the refusal in the page (the previous file's columns leave the screen)
+        shown = data_cb.inspect_data({"data.path": path}, settings)
+        assert "outside the folders" in shown["data/status"] and shown["data/suggest"] == ""
+        assert "secret" not in str({k: v for k, v in shown.items() if k != "data/status"})
+        shown = data_cb.run_preview(_form(settings, allowed, tiny_model_dir, **{"data.path": path}), settings)
+        assert "outside the folders" in shown["data/status"]
+        assert "secret" not in str({k: v for k, v in shown.items() if k != "data/status"})
     for path in (str(allowed / "config_link.yaml"), str(allowed / "linked_dir" / "run.yaml"), "/etc/passwd"):
         with pytest.raises(UserError, match="outside the folders"):
             config_cb.load_config({"top/config_path": path}, settings)
