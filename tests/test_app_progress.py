@@ -86,7 +86,9 @@ def test_engine_messages_are_shown_in_the_page_language():
 
 def test_banner_on_every_tab_while_a_run_is_active(settings):
     values = {"train/current": "", "top/lang": "en"}
-    assert train_cb.poll(values, settings) == {"top/banner": "", "top/banner_row": {"visible": False}}
+    idle = train_cb.poll(values, settings)
+    assert idle["top/banner"] == "" and idle["top/banner_row"] == {"visible": False}
+    assert idle["train/stop_btn"]["interactive"] is False and idle["train/force_btn"]["interactive"] is False
     _run(settings, state="running", phase="before", phase_done=0, phase_total=3, started_at=0.0)
     out = train_cb.poll(values, settings)  # a reloaded page, watching nothing yet
     assert out["top/banner_row"] == {"visible": True} and 'data-run="r1"' in out["top/banner"]
