@@ -18,7 +18,6 @@ import asyncio
 import contextvars
 import hashlib
 import hmac
-import ipaddress
 import re
 import shutil
 import threading
@@ -29,8 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.errors import UserError
-
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+from core.serve.exposure import is_loopback  # one loopback rule for the studio and the API server
 # The files that make a folder a run folder (core/train/rundir.py); an upload never takes these names.
 RUN_FILE_NAMES = frozenset({"status.json", "config.yaml", "command.txt", "metrics.jsonl", "samples.jsonl",
                             "train.log", "stop", "deepspeed.json"})
@@ -43,20 +41,6 @@ class Exposure:
 
     auth: tuple[str, str] | None
     warning: str = ""
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0"), is_loopback("localhost")
-    (True, False, True)
-    """
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_auth(text: str) -> tuple[str, str]:

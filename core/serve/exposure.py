@@ -2,8 +2,8 @@
 
 Loopback addresses are private to this machine; binding anything else (0.0.0.0, a LAN address) puts
 the model and this machine's CPU/GPU in reach of everyone on the network, so an API key is then
-required. The studio applies the same rule with a password (app/security.py, ``check_exposure``);
-this copy lives in core because the engine never imports the GUI package.
+required. The studio applies the same rule with a password (app/security.py, ``check_exposure``, imports
+:func:`is_loopback` from here: the engine never imports the GUI package, so the rule lives in core).
 """
 
 from __future__ import annotations
