@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 from core.eval.report import EXAMPLES, REQUEST, SUMMARY
 from core.eval.runner import EvalRequest, make_plan
 from core.files import atomic_write_text
-from core.paths import REPO_ROOT
-from core.train.launcher import RunHandle
+from core.train.launcher import RunHandle, spawn_supervised, supervised
 from core.train.rundir import RunDir
 
 
@@ -44,25 +42,7 @@ def start(request: EvalRequest) -> RunHandle:
                         advice=None, exit_code=None, started_at=time.time(), src=req.src, data=plan.data_label,
                         eval_dir=str(rd.path), pid=None, pgid=None)
         cmd = [sys.executable, "-m", "core.eval.entry", str(rd.path)]
-        wrapper = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", *cmd]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        with open(rd.log_path, "ab") as log:
-            log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} evaluate {req.src}\n".encode())
-            log.flush()
-            popen = subprocess.Popen(wrapper, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock_fd,))
+        return spawn_supervised(rd, supervised(rd, cmd), lock_fd, f"evaluate {req.src}")
     finally:
         os.close(lock_fd)  # the supervisor holds its own copy of the locked descriptor
-    create_time = None
-    try:
-        import psutil
-
-        create_time = psutil.Process(popen.pid).create_time()
-    except Exception:  # already gone: status() will tell
-        pass
-    rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time)
-    return RunHandle(rd.path, popen.pid, popen=popen, create_time=create_time)
 

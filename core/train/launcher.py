@@ -219,22 +219,35 @@ def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, checked:
         rd = control_dir(main_rd, cfg)
         if rd is not main_rd:
             cfg.save(main_rd.config_path)  # what every rank reads (the same file on every node)
-        wrapper = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", *cmd]
+        wrapper = supervised(rd, cmd)
         _write_run_files(cfg, rd, cmd, "started as: " + display(wrapper))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-        env["TUNESMITH_SUPERVISED"] = "1"
         # Where this machine's supervisor looks for the result: the trainer's node leader reports there.
-        env["TUNESMITH_NODE_DIR"] = str(rd.path)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        with open(rd.log_path, "ab") as log:
-            log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {display(cmd)}\n".encode())
-            log.flush()
-            popen = subprocess.Popen(wrapper, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock_fd,))
+        return spawn_supervised(rd, wrapper, lock_fd, display(cmd),
+                                {"TUNESMITH_SUPERVISED": "1", "TUNESMITH_NODE_DIR": str(rd.path)})
     finally:
         os.close(lock_fd)  # the supervisor holds its own copy of the locked descriptor
+
+
+def supervised(rd: RunDir, cmd: list[str]) -> list[str]:
+    """``cmd`` under the supervisor that holds the folder's lock and writes its final status."""
+    return [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", *cmd]
+
+
+def spawn_supervised(rd: RunDir, wrapper: list[str], lock_fd: int, title: str, env_extra: dict | None = None
+                     ) -> RunHandle:
+    """Start ``wrapper`` (from :func:`supervised`) in its own session, logging to the folder's log, and record
+    the pid with what :func:`procs.verified_supervisor` checks before any signal: start time and command line.
+    Training and evaluation both start this way, so Stop and Force stop treat them alike."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(env_extra or {})
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with open(rd.log_path, "ab") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {title}\n".encode())
+        log.flush()
+        popen = subprocess.Popen(wrapper, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock_fd,))
     create_time = None
     try:
         import psutil
@@ -242,7 +255,6 @@ def launch(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, checked:
         create_time = psutil.Process(popen.pid).create_time()
     except Exception:  # already gone: status() will tell
         pass
-    # start time and command line: what kill() checks before it signals a pid read back from the file
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=create_time, pid_cmdline=wrapper)
     return RunHandle(rd.path, popen.pid, popen=popen, create_time=create_time)
 
