@@ -3,38 +3,20 @@ progress, never overwriting an existing folder."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from app.callbacks import export_cb
 from app.settings import AppSettings
-from core.config import RunConfig
 from core.errors import UserError
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model_dir):
     """RUNS/lora-run with checkpoints/checkpoint-2 holding a LoRA adapter of the tiny model."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from tiny import make_lora_run
 
     home = tmp_path_factory.mktemp("export-home")
-    run_dir = home / "runs" / "lora-run"
-    ckpt = run_dir / "checkpoints" / "checkpoint-2"
-    torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    model.save_pretrained(str(ckpt))
-    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
-    cfg = RunConfig()
-    cfg.model.name_or_path = str(tiny_model_dir)
-    cfg.method.finetuning = "lora"
-    cfg.output.run_dir = str(run_dir)
-    cfg.save(run_dir / "config.yaml")
-    (run_dir / "status.json").write_text(json.dumps({"state": "finished", "step": 2, "total_steps": 2}))
-    (run_dir / "metrics.jsonl").write_text("")
+    run_dir = make_lora_run(home, tiny_model_dir)
     settings = AppSettings.from_env({"TUNESMITH_HOME": str(home)}, extra_roots=(str(tiny_model_dir),))
     settings.ensure_dirs()
     return settings, run_dir, tiny_model_dir

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -12,26 +10,11 @@ pytest.importorskip("llama_cpp")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model_dir):
     """RUNS/lora-run/checkpoints/checkpoint-2: a LoRA adapter of the tiny model (made by hand, no training)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     from app.settings import AppSettings
-    from core.config import RunConfig
+    from tiny import make_lora_run
 
     home = tmp_path_factory.mktemp("gguf-home")
-    run_dir = home / "runs" / "lora-run"
-    ckpt = run_dir / "checkpoints" / "checkpoint-2"
-    torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    model.save_pretrained(str(ckpt))
-    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
-    cfg = RunConfig().with_overrides([f"model.name_or_path={tiny_model_dir}", "method.finetuning=lora",
-                                      f"output.run_dir={run_dir}", "data.template=chat_template"])
-    cfg.save(run_dir / "config.yaml")
-    (run_dir / "status.json").write_text(json.dumps({"state": "finished", "step": 2, "total_steps": 2}))
-    (run_dir / "metrics.jsonl").write_text("")
+    run_dir = make_lora_run(home, tiny_model_dir, "data.template=chat_template")
     settings = AppSettings.from_env({"TUNESMITH_HOME": str(home)}, extra_roots=(str(tiny_model_dir),))
     settings.ensure_dirs()
     return settings, run_dir

@@ -39,3 +39,29 @@ def make_tiny_llama(out_dir: str | Path, tokenizer_dir: str | Path, *, seed: int
     model.save_pretrained(out_dir, safe_serialization=True)
     copy_tokenizer(tokenizer_dir, out_dir)
     return out_dir
+
+
+def make_lora_run(home: Path, base_dir: str | Path, *overrides: str) -> Path:
+    """HOME/runs/lora-run, a finished LoRA run of ``base_dir`` with checkpoints/checkpoint-2 holding a random
+    (non-zero) adapter, made by hand without training; ``overrides`` are extra ``--set`` values."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from core.config import RunConfig
+
+    run_dir = Path(home) / "runs" / "lora-run"
+    ckpt = run_dir / "checkpoints" / "checkpoint-2"
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base_dir)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(str(ckpt))
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    cfg = RunConfig().with_overrides([f"model.name_or_path={base_dir}", "method.finetuning=lora",
+                                      f"output.run_dir={run_dir}", *overrides])
+    cfg.save(run_dir / "config.yaml")
+    (run_dir / "status.json").write_text(json.dumps({"state": "finished", "step": 2, "total_steps": 2}))
+    (run_dir / "metrics.jsonl").write_text("")
+    return run_dir
