@@ -95,3 +95,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture
+def bystander():
+    """A process of the same user that is no run's trainer, in a process group of its own (as the tester's sleep)."""
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()

@@ -268,16 +268,6 @@ def test_stop_twice_keeps_the_run_and_force_stop_is_its_own_button(settings):
             popen.kill()
 
 
-@pytest.fixture
-def bystander():
-    import subprocess
-
-    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 def test_the_uploads_folder_and_other_allowed_folders_are_never_runs(tmp_path, bystander):
     """Issue 9: an upload named status.json made uploads/ look like a run, the hidden current-run box accepted any
     allowed folder, and Stop twice SIGKILLed the pgid written in that file (the tester's sleep died with -9)."""

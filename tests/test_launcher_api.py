@@ -135,15 +135,6 @@ def test_a_second_stop_changes_nothing_and_only_force_kills(tmp_path):
     assert handle.stop() == "not running"
 
 
-@pytest.fixture
-def bystander():
-    """A process of the same user that is no run's trainer, in a process group of its own (as the tester's sleep)."""
-    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 def _forged_run(run_dir, **status):
     rd = RunDir(run_dir)
     rd.path.mkdir(parents=True, exist_ok=True)
