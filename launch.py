@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--login-lockout-s", type=float, default=60.0, metavar="S",
                    help="with --auth: first lockout in seconds, doubling with each further one (default 60)")
     p.add_argument("--no-queue-worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="do not import torch/transformers in the background after start-up "
+                        "(less idle memory; the first Load, preview or estimate is slower)")
     return p
 
 
@@ -77,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     demo, _ = build_app(settings)
     if not args.no_queue_worker:
         QueueWorker(settings).start()
+    if not args.no_warm_up:
+        from app.callbacks.common import warm_up_in_background
+
+        warm_up_in_background()
     print(f"Tunesmith: runs in {settings.runs_root}, uploads in {settings.uploads_dir} "
           f"(built in {time.monotonic() - T0:.1f}s)", flush=True)
     demo.queue(default_concurrency_limit=8).launch(

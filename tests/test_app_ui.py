@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.form import form_ids
 from app.locales import LOCALES, props
 from app.settings import AppSettings
@@ -47,3 +49,20 @@ def test_app_import_pulls_in_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_warm_up_imports_the_heavy_libraries_in_the_background_and_callbacks_wait_for_it():
+    """After start-up a background thread imports what the first Load/preview needs; a callback that
+    asks for transformers meanwhile gets it whole (the lazy module is never seen half-imported)."""
+    code = ("import sys, threading\n"
+            "from app.callbacks.common import WARM_MODULES, import_transformers_once, warm_up_in_background\n"
+            "before = [m for m in WARM_MODULES if m in sys.modules]\n"
+            "thread = warm_up_in_background(0)\n"
+            "import_transformers_once()\n"
+            "from transformers import AutoTokenizer, AutoModelForCausalLM\n"
+            "thread.join(300)\n"
+            "print(thread.name, before, [m for m in WARM_MODULES if m not in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["tunesmith-warm-up", "[]", "[]"]

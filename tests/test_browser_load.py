@@ -24,10 +24,11 @@ if _missing:
     pytestmark.append(pytest.mark.skip(reason=_missing))
 
 SESSIONS = 8
-TOKENS = (400, 40)  # per turn: long first answers (they must overlap), short second ones (history check)
+TOKENS = (200, 40)  # per turn: long first answers (they must overlap), short second ones (history check)
 QUICK_S = 8.0       # the ninth page's round trip while eight answers stream
 ASK_AFTER_MS = 3000  # when the ninth page asks, counted from the moment every page pressed Send
 PING_S = 4.0        # the slowest plain page request meanwhile (about 0.1-0.7 s here)
+ANSWERS_S = 300     # all eight answers done (about 60 s on a quiet 2-core machine); beyond it, something hangs
 
 
 def _norm(text: str) -> str:
@@ -130,9 +131,13 @@ def _ping_the_server(url: str, until: threading.Event, out: list[float]) -> None
 
     while not until.is_set():
         t0 = time.monotonic()
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            resp.read()
-        out.append(time.monotonic() - t0)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                resp.read()
+        except OSError as exc:  # kept, so the assertion below names it instead of a dead thread's warning
+            out.append(f"{type(exc).__name__} after {time.monotonic() - t0:.1f}s")
+        else:
+            out.append(time.monotonic() - t0)
         until.wait(0.3)
 
 
@@ -185,7 +190,9 @@ def test_eight_sessions_stream_at_once_without_mixing_and_other_tabs_stay_quick(
                     pinger.start()
                 # polled gently: driving eight pages fast takes CPU from the very browsers under test
                 while not all(_done(p, turn + 1) for p in chats):
-                    assert time.monotonic() - started < 180, "the answers never finished"
+                    assert app.proc.poll() is None, f"the app exited:\n{app.log()}"
+                    assert time.monotonic() - started < ANSWERS_S, \
+                        f"the answers never finished: {[len(_bot_texts(p, 'bot')) for p in chats]}\n{app.log()}"
                     time.sleep(1.0)
                 streams = [answer_seen(p, turn) for p in chats]
                 if turn == 0:
@@ -199,7 +206,8 @@ def test_eight_sessions_stream_at_once_without_mixing_and_other_tabs_stay_quick(
                     overlap = (min(a["last"] for a in streams) - max(a["first"] for a in streams)) / 1000
                     print(f"\nall {SESSIONS} answers streamed at the same time for {overlap:.1f}s; meanwhile the ninth "
                           f"page's request took {took:.1f}s ({baseline:.1f}s before the chats) while {during} "
-                          f"answers were streaming; page requests took {min(pings):.2f}-{max(pings):.2f}s; "
+                          f"answers were streaming; {len(pings)} page requests took up to "
+                          f"{max((p for p in pings if isinstance(p, float)), default=0):.2f}s; "
                           f"updates per answer {[len(a['texts']) for a in streams]}, "
                           f"answer times {[round((a['last'] - a['first']) / 1000, 1) for a in streams]}s; "
                           f"started/ended relative to the request {[(round((a['first'] - asked) / 1000, 1), round((a['last'] - answered) / 1000, 1)) for a in streams]}")
@@ -208,7 +216,8 @@ def test_eight_sessions_stream_at_once_without_mixing_and_other_tabs_stay_quick(
                     assert during >= SESSIONS - 2, "the ninth page was not asked while the chats streamed"
                     allowed = max(QUICK_S, 4 * baseline)  # a machine busy with other work is slow before too
                     assert took < allowed, f"another tab waited {took:.1f}s while the chats streamed"
-                    assert pings and max(pings) < PING_S, f"the server stalled: page requests took {pings}"
+                    assert pings and all(isinstance(p, float) and p < PING_S for p in pings), \
+                        f"the server stalled: page requests took {pings}"
                 shot(chats[0], f"load_turn{turn}")
 
             for i, page in enumerate(chats):

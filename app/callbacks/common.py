@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,36 @@ def import_transformers_once() -> None:
         return
     with _TRANSFORMERS_LOCK:
         import transformers  # noqa: F401
+
+
+# What the first Load, estimate or preview needs besides transformers itself: together about 10 s of
+# imports on a quiet 2-core machine and minutes on a busy one, paid by whoever clicks first.
+WARM_MODULES = ("transformers.models.auto.tokenization_auto", "transformers.modeling_utils",
+                "transformers.models.llama.modeling_llama", "peft")
+
+
+def warm_up_in_background(delay_s: float = 1.0) -> threading.Thread:
+    """Import the heavy libraries in a daemon thread once the first page is served.
+
+    Start-up stays quick (the page does not wait for torch), and a person who reads the Data tab for a
+    few seconds finds the first Load/preview/estimate as quick as the later ones. Each step holds the
+    import lock, so a callback that needs transformers meanwhile waits for the step instead of racing it.
+    """
+    import importlib
+
+    def warm():
+        time.sleep(delay_s)
+        import_transformers_once()
+        for name in WARM_MODULES:
+            with _TRANSFORMERS_LOCK:
+                try:
+                    importlib.import_module(name)
+                except ImportError:  # an optional part (peft) missing only slows its first use
+                    pass
+
+    thread = threading.Thread(target=warm, name="tunesmith-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def tokenizer_for(model_name_or_path: str, trust_remote_code: bool = False):
