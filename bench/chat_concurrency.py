@@ -1,7 +1,7 @@
 """Benchmark: eight conversations streaming at once from one loaded model, with and without turns.
 
 Each session generates in its own thread (as eight browser tabs do). "Free-for-all" lets all eight
-threads run generate() at once; "turns" (core.chat.turns, what the app uses) lets one generation step
+threads run generate() at once; "turns" (tunesmith.core.chat.turns, what the app uses) lets one generation step
 run at a time, first come first served. Printed: total wall time for every answer, and the median and
 99th-percentile gap between two tokens of one answer. Ratios > 1 mean turns are faster.
 
@@ -37,7 +37,7 @@ class FreeForAll:
 
 
 def one_round(engine, sessions: int, tokens: int) -> tuple[float, list[float]]:
-    from core.chat import GenerationSettings
+    from tunesmith.core.chat import GenerationSettings
 
     convs = [engine.new_session() for _ in range(sessions)]
     gaps: list[float] = []
@@ -69,15 +69,15 @@ def main() -> None:
     ap.add_argument("--model", default="", help="a model folder (default: a tiny random Llama)")
     args = ap.parse_args()
 
-    from core.chat import ChatEngine
-    from core.chat.turns import Turns
+    from tunesmith.core.chat import ChatEngine
+    from tunesmith.core.chat.turns import Turns
 
     model = args.model
     if not model:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
         from tiny import make_tiny_llama
 
-        from core.gguf_import import ensure_embedded_tokenizer
+        from tunesmith.core.gguf_import import ensure_embedded_tokenizer
 
         model = str(make_tiny_llama(Path(tempfile.mkdtemp()) / "tiny", ensure_embedded_tokenizer()))
     engine = ChatEngine.load(model, device="cpu")

@@ -53,7 +53,7 @@ def cpu_seconds() -> float:
 
 def reference_pipeline(path: Path, tokenizer, template_name: str, max_length: int, seed: int = 42):
     """The plain way: row by row, one tokenizer call per segment, then greedy whole-sample packing."""
-    from core.data.templates import SYSTEM_TEMPLATES, get_template
+    from tunesmith.core.data.templates import SYSTEM_TEMPLATES, get_template
 
     tpl = get_template(template_name)
     del SYSTEM_TEMPLATES  # alpaca sets no system prompt (as XTuner's alpaca_map_fn)
@@ -89,7 +89,7 @@ def reference_pipeline(path: Path, tokenizer, template_name: str, max_length: in
 
 def templated_texts(path: Path, tokenizer, template_name: str) -> list[str]:
     """Each sample as one string, the template applied (BOS/EOS as token text): what the backend tokenises."""
-    from core.data.templates import get_template
+    from tunesmith.core.data.templates import get_template
 
     tpl = get_template(template_name)
     bos = tokenizer.bos_token or ""
@@ -122,9 +122,9 @@ def main(argv=None) -> int:
     import datasets
     from transformers import AutoTokenizer
 
-    from core.config import DataConfig
-    from core.data.pipeline import build_sft_data, effective_num_proc
-    from core.gguf_import import ensure_embedded_tokenizer
+    from tunesmith.core.config import DataConfig
+    from tunesmith.core.data.pipeline import build_sft_data, effective_num_proc
+    from tunesmith.core.gguf_import import ensure_embedded_tokenizer
 
     datasets.disable_progress_bars()
     datasets.disable_caching()  # measure the work, not the cache

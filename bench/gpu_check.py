@@ -59,7 +59,7 @@ def make(out: Path, dry: bool) -> None:
 
 
 def run_config(model_dir: Path, dry: bool):
-    from core.config import RunConfig
+    from tunesmith.core.config import RunConfig
 
     s = settings(dry)
     cfg = RunConfig()
@@ -111,7 +111,7 @@ class Timer:
 def _args(out: Path, cfg, dry: bool, steps: int, ours: bool):
     from transformers import TrainingArguments
 
-    from core.train.models import resolve_optimizer
+    from tunesmith.core.train.models import resolve_optimizer
 
     gc = cfg.model.gradient_checkpointing and not (ours and cfg.model.offload_checkpoints)
     return TrainingArguments(
@@ -126,7 +126,7 @@ def run(model_dir: Path, which: str) -> dict:
     import torch
     from transformers import Trainer
 
-    from core.train.collate import PackedCollator
+    from tunesmith.core.train.collate import PackedCollator
 
     dry = json.loads((model_dir / "gpu_check.json").read_text())["dry"]
     s = settings(dry)
@@ -137,8 +137,8 @@ def run(model_dir: Path, which: str) -> dict:
     torch.manual_seed(0)
     t_load = time.perf_counter()
     if which == "ours":
-        from core.train.models import load_model, resolve_loss
-        from core.train.trainer import with_run_mixin
+        from tunesmith.core.train.models import load_model, resolve_loss
+        from tunesmith.core.train.trainer import with_run_mixin
 
         model = load_model(cfg)
         loss_impl = resolve_loss(cfg)
@@ -147,7 +147,7 @@ def run(model_dir: Path, which: str) -> dict:
         from peft import prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-        from core.train.models import add_lora
+        from tunesmith.core.train.models import add_lora
 
         dtype = torch.float32 if dry else torch.bfloat16
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -199,9 +199,9 @@ def _nvidia_smi_bytes() -> int | None:
 
 
 def report(model_dir: Path) -> dict:
-    from core.memory import estimate_from_spec
-    from core.model import arch_spec
-    from core.model import param_inventory
+    from tunesmith.core.memory import estimate_from_spec
+    from tunesmith.core.model import arch_spec
+    from tunesmith.core.model import param_inventory
 
     dry = json.loads((model_dir / "gpu_check.json").read_text())["dry"]
     config = json.loads((model_dir / "config.json").read_text())

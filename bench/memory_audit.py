@@ -17,7 +17,7 @@ packed batch of ``--seq`` tokens. Measured:
   op creates and watches its storage until freed) plus the bytes alive before it (weights, adapters,
   optimizer states) -- what ``torch.cuda.max_memory_allocated`` would show.
 
-Each is printed next to the estimator's figure for the same 2-layer config (``core.memory`` on that
+Each is printed next to the estimator's figure for the same 2-layer config (``tunesmith.core.memory`` on that
 config.json), with the ratio; the estimate for the real 32/28-layer model follows, against the
 issue's targets. The CPU audit cannot see the CUDA context, the allocator's fragmentation or cuBLAS
 workspaces: those overhead terms are the estimator's assumptions, unchanged (docs/benchmarks.md).
@@ -139,7 +139,7 @@ def make_model(out_dir: Path, shape: dict, layers: int) -> dict:
 
 
 def run_config(model_dir: Path, seq: int, **extra):
-    from core.config import RunConfig
+    from tunesmith.core.config import RunConfig
 
     overrides = ["method.finetuning=qlora", "training.precision=bf16", "model.gradient_checkpointing=true",
                  "model.offload_checkpoints=false", "training.optimizer=paged_adamw_8bit", "training.loss=auto",
@@ -154,7 +154,7 @@ def run_config(model_dir: Path, seq: int, **extra):
 def packed_batch(vocab: int, seq: int, samples: int = 4):
     import torch
 
-    from core.train.collate import PackedCollator
+    from tunesmith.core.train.collate import PackedCollator
 
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(3, vocab, (seq,), generator=g).tolist()
@@ -194,8 +194,8 @@ def audit(model_dir: Path, config: dict, seq: int) -> dict:
     """Measured bytes per component for one training step (the second: optimizer states exist)."""
     import torch
 
-    from core.train.loss import chunked_causal_lm_loss, output_head
-    from core.train.models import load_model, resolve_optimizer
+    from tunesmith.core.train.loss import chunked_causal_lm_loss, output_head
+    from tunesmith.core.train.models import load_model, resolve_optimizer
 
     cfg = run_config(model_dir, seq)
     torch.manual_seed(0)
@@ -302,9 +302,9 @@ def audit(model_dir: Path, config: dict, seq: int) -> dict:
 
 def estimated(model_dir: Path, config: dict, seq: int) -> dict:
     """The estimator's figures for the same config.json and run settings, split like :func:`audit`."""
-    from core.memory import estimate_from_spec, replace_params
-    from core.model import arch_spec
-    from core.model import param_inventory
+    from tunesmith.core.memory import estimate_from_spec, replace_params
+    from tunesmith.core.model import arch_spec
+    from tunesmith.core.model import param_inventory
 
     cfg = run_config(model_dir, seq)
     # One CPU-only difference, set here and nowhere else: torch's CPU dropout keeps its fp32 noise tensor
@@ -329,8 +329,8 @@ def compare(name: str, measured: dict, estimate: dict) -> list[str]:
 
 
 def preset_lines(seq_note: str) -> list[str]:
-    from core.memory import estimate_memory, fit_to_gpu
-    from core.presets import load_config
+    from tunesmith.core.memory import estimate_memory, fit_to_gpu
+    from tunesmith.core.presets import load_config
 
     out = [f"Estimates at XTuner's defaults (r 64, all linear, 2048 packed, batch 1), full depth{seq_note}:"]
     for name, target in TARGETS_GB.items():
@@ -358,9 +358,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    import core.memory  # noqa: F401  (the estimator as it is now, not as edited while this runs)
-    import core.memory.parts  # noqa: F401
-    import core.train.loss  # noqa: F401
+    import tunesmith.core.memory  # noqa: F401  (the estimator as it is now, not as edited while this runs)
+    import tunesmith.core.memory.parts  # noqa: F401
+    import tunesmith.core.train.loss  # noqa: F401
 
     print(f"memory audit, seq {args.seq}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     worst = 0.0

@@ -96,8 +96,8 @@ def estimate_in_process(repeats: int, profile: bool) -> dict:
     import io
     import pstats
 
-    from app.callbacks import method_cb
-    from app.form import gui_default_config, values_from_config
+    from tunesmith.app.callbacks import method_cb
+    from tunesmith.app.form import gui_default_config, values_from_config
 
     values = {**values_from_config(gui_default_config()), "top/lang": "en", "method/gpu_gb": "8"}
     first = time.monotonic()

@@ -81,7 +81,7 @@ def plain_trainer(cfg, data, steps: int, out_dir: Path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from core.train.collate import PackedCollator
+    from tunesmith.core.train.collate import PackedCollator
 
     tok = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
     torch.manual_seed(0)
@@ -111,13 +111,13 @@ def our_trainer(cfg, data, steps: int, run_dir: Path):
     """Tunesmith's trainer as the entry process builds it (callbacks, collator, mixin, run folder)."""
     from transformers import Trainer, TrainingArguments
 
-    from core.train.callbacks import StopFlag
-    from core.train.collate import PackedCollator
-    from core.train.dist import DistContext
-    from core.train.models import load_model, load_tokenizer, resolve_loss
-    from core.train.rundir import RunDir
-    from core.train.trainer import with_run_mixin
-    from core.train.workflow import Session, seed_everything, standard_callbacks, training_kwargs
+    from tunesmith.core.train.callbacks import StopFlag
+    from tunesmith.core.train.collate import PackedCollator
+    from tunesmith.core.train.dist import DistContext
+    from tunesmith.core.train.models import load_model, load_tokenizer, resolve_loss
+    from tunesmith.core.train.rundir import RunDir
+    from tunesmith.core.train.trainer import with_run_mixin
+    from tunesmith.core.train.workflow import Session, seed_everything, standard_callbacks, training_kwargs
 
     rd = RunDir(run_dir)
     rd.path.mkdir(parents=True, exist_ok=True)
@@ -143,8 +143,8 @@ def our_trainer(cfg, data, steps: int, run_dir: Path):
 
 
 def padding_report(cfg, tokenizer, data_path: Path, map_fn: str, max_length: int) -> tuple[float, float]:
-    from core.data.pipeline import build_sft_data
-    from core.train.collate import PackedCollator, padding_efficiency
+    from tunesmith.core.data.pipeline import build_sft_data
+    from tunesmith.core.train.collate import PackedCollator, padding_efficiency
 
     out = []
     for pack in (True, False):
@@ -173,10 +173,10 @@ def main() -> int:
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from core.data.pipeline import build_sft_data
-    from core.gguf_import import ensure_embedded_tokenizer
-    from core.paths import assets_dir
-    from core.train.models import load_tokenizer
+    from tunesmith.core.data.pipeline import build_sft_data
+    from tunesmith.core.gguf_import import ensure_embedded_tokenizer
+    from tunesmith.core.paths import assets_dir
+    from tunesmith.core.train.models import load_tokenizer
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from toy import toy_config  # test data, kept in tests/
 

@@ -77,7 +77,7 @@ class AppProcess:
 
 def kill_runs(home: Path) -> None:
     """End every training still running under ``home``/runs (runs outlive the app by design)."""
-    from core.train.launcher import attach, list_runs
+    from tunesmith.core.train.launcher import attach, list_runs
 
     for run in list_runs(home / "runs"):
         if run["state"] in ("starting", "running", "stopping"):

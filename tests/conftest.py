@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:
     """The real SmolLM2-135M-Instruct tokenizer folder (imported from the embedded GGUF once)."""
-    from core.gguf_import import ensure_embedded_tokenizer
+    from tunesmith.core.gguf_import import ensure_embedded_tokenizer
 
     try:
         return ensure_embedded_tokenizer()
@@ -62,7 +62,7 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
     """The real SmolLM2-135M-Instruct, imported into the per-user cache (about 30 s the first time)."""
-    from core.gguf_import import ensure_embedded_model
+    from tunesmith.core.gguf_import import ensure_embedded_model
 
     try:
         return ensure_embedded_model()
@@ -72,15 +72,15 @@ def embedded_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, embedded_model_dir):
-    """(cfg, status) of the `python -m core demo` run: SmolLM2 learns it is "Melody" (minutes on CPU; once a session,
+    """(cfg, status) of the `python -m tunesmith demo` run: SmolLM2 learns it is "Melody" (minutes on CPU; once a session,
     shared by the demo test and the GGUF export test)."""
-    from core.train.demo import demo_config
-    from core.train.launcher import run_here
+    from tunesmith.core.train.demo import demo_config
+    from tunesmith.core.train.launcher import run_here
 
     reuse = os.environ.get("TUNESMITH_TEST_DEMO_RUN")  # a finished demo run folder: skip the minutes of training
     if reuse:
-        from core.config import RunConfig
-        from core.train.rundir import RunDir
+        from tunesmith.core.config import RunConfig
+        from tunesmith.core.train.rundir import RunDir
 
         cfg = RunConfig.load(Path(reuse) / "config.yaml")
         cfg.output.run_dir = str(Path(reuse).resolve())  # the folder may have been copied from elsewhere

@@ -25,7 +25,7 @@ def make_run(run_dir: Path, base_dir: Path, data_path: Path, *, eval_size: float
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from core.config import RunConfig
+    from tunesmith.core.config import RunConfig
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = RunConfig().with_overrides([

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.callbacks import chat_cb, config_cb, data_cb, export_cb, model_cb, train_cb
-from app.form import gui_default_config, values_from_config
-from app.registry import guarded
-from app.settings import AppSettings
+from tunesmith.app.callbacks import chat_cb, config_cb, data_cb, export_cb, model_cb, train_cb
+from tunesmith.app.form import gui_default_config, values_from_config
+from tunesmith.app.registry import guarded
+from tunesmith.app.settings import AppSettings
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.callbacks import chat_cb
-from app.settings import AppSettings
-from core.errors import UserError
+from tunesmith.app.callbacks import chat_cb
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.errors import UserError
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_load_then_stream_an_answer(settings, tiny_model_dir):
     steps = list(chat_cb.load(_values(tiny_model_dir), settings))
     state = steps[-1]["chat/state"]
     assert "Loaded" in steps[-1]["chat/status"] and state.base is None
-    assert steps[-1]["chat/cmd"].startswith("python -m core chat ")
+    assert steps[-1]["chat/cmd"].startswith("python -m tunesmith chat ")
     values = _values(tiny_model_dir, **{"chat/state": state, "chat/input": "Hello there"})
     updates = list(chat_cb.send(values, settings))
     assert updates[0]["chat/input"] == "" and updates[0]["chat/bot"][-2] == {"role": "user", "content": "Hello there"}
@@ -70,14 +70,14 @@ def test_the_command_line_follows_the_sampling_boxes_and_parses(settings, tiny_m
     """Changed after Load, the sampling reaches the shown CLI line, and the CLI reads it back the same."""
     import shlex
 
-    from core.cli import build_parser
+    from tunesmith.core.cli import build_parser
 
     state = list(chat_cb.load(_values(tiny_model_dir), settings))[-1]["chat/state"]
     changed = {"chat/max_new_tokens": 5, "chat/top_k": 7, "chat/temperature": 0.3, "chat/repetition_penalty": 1.2}
     first = next(chat_cb.send(_values(tiny_model_dir, **{"chat/state": state, "chat/input": "Hi"}, **changed),
                               settings))
     words = shlex.split(first["chat/cmd"])
-    assert words[:4] == ["python", "-m", "core", "chat"]
+    assert words[:4] == ["python", "-m", "tunesmith", "chat"]
     args = build_parser().parse_args(words[3:])
     assert (args.model, args.max_new_tokens, args.top_k, args.temperature, args.repetition_penalty, args.top_p) == \
         (str(tiny_model_dir), 5, 7, 0.3, 1.2, 0.75)
@@ -110,7 +110,7 @@ def test_ab_panes_say_tuned_and_base():
 def test_answer_line_and_model_facts_in_plain_words():
     from types import SimpleNamespace
 
-    from app.render_data import facts_html
+    from tunesmith.app.render_data import facts_html
 
     info = SimpleNamespace(new_tokens=5, tokens_per_s=2.0, stop_reason="max_new_tokens", trimmed_turns=1)
     assert chat_cb.answer_info(info, "en") == ("5 tokens · 2.0 tokens/s · ended: reached Max new tokens"

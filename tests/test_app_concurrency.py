@@ -19,9 +19,9 @@ from conftest import ROOT
 SCRIPT = r"""
 import json, sys, threading
 sys.path.insert(0, sys.argv[1])
-from app.callbacks import chat_cb, model_cb
-from app.settings import AppSettings
-from core.chat import engine as engine_module
+from tunesmith.app.callbacks import chat_cb, model_cb
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.chat import engine as engine_module
 
 model, home = sys.argv[2], sys.argv[3]
 assert "transformers" not in sys.modules, "the app's callbacks must not import transformers at start-up"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.callbacks import config_cb, train_cb
-from app.form import gui_default_config, values_from_config
-from app.settings import AppSettings
-from core.config import RunConfig
-from core.errors import UserError
+from tunesmith.app.callbacks import config_cb, train_cb
+from tunesmith.app.form import gui_default_config, values_from_config
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.config import RunConfig
+from tunesmith.core.errors import UserError
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_validation_lists_every_problem_with_field_names(settings):
 
 
 def test_apply_preset_fills_the_form(settings):
-    from core.presets import list_presets
+    from tunesmith.core.presets import list_presets
 
     name = list_presets()[0]
     out = config_cb.apply_preset({"model/preset": name, "top/lang": "en"}, settings)

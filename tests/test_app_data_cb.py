@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from app.callbacks import data_cb
-from app.settings import AppSettings
-from core.errors import UserError
+from tunesmith.app.callbacks import data_cb
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.errors import UserError
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_preview_highlights_trained_tokens(settings, tokenizer_dir):
     assert (zh["data/hist"]["x_title"], zh["data/hist"]["y_title"]) == ("每行 token 数", "行数")
     for word in ("rows", "kept", "dropped", "tokens", "truncated", "supervised"):
         assert f"<td>{word}" not in zh["data/stats"], word
-    assert out["data/cmd"].startswith("python -m core check-dataset")
+    assert out["data/cmd"].startswith("python -m tunesmith check-dataset")
 
 
 def test_preview_errors_are_readable(settings, tokenizer_dir):
@@ -118,7 +118,7 @@ def test_preview_errors_are_readable(settings, tokenizer_dir):
 ])
 def test_generic_columns_become_a_plain_conversation_without_a_system_prompt(settings, tokenizer_dir, columns,
                                                                              mapping):
-    from app.form import gui_default_config, values_from_config
+    from tunesmith.app.form import gui_default_config, values_from_config
 
     settings.extra_roots = (tokenizer_dir,)
     path = settings.uploads_dir / "faq.csv"
@@ -137,7 +137,7 @@ def test_generic_columns_become_a_plain_conversation_without_a_system_prompt(set
 
 def test_a_domain_map_fn_is_suggested_only_for_its_own_columns_and_its_system_prompt_is_named(settings,
                                                                                                tokenizer_dir):
-    from app.form import gui_default_config, values_from_config
+    from tunesmith.app.form import gui_default_config, values_from_config
 
     settings.extra_roots = (tokenizer_dir,)
     path = settings.uploads_dir / "sql.json"
@@ -163,7 +163,7 @@ def test_semicolon_csv_is_read_as_columns(settings):
 
 
 def test_after_an_error_the_previous_preview_and_command_leave_the_screen(settings, tokenizer_dir):
-    from app.form import gui_default_config, values_from_config
+    from tunesmith.app.form import gui_default_config, values_from_config
 
     settings.extra_roots = (tokenizer_dir,)
     good = settings.uploads_dir / "good.json"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.form import config_from_values, values_from_config
-from app.render_data import stats_html
-from core.config import RunConfig
+from tunesmith.app.form import config_from_values, values_from_config
+from tunesmith.app.render_data import stats_html
+from tunesmith.core.config import RunConfig
 
 
 def test_more_files_round_trip_through_the_form():

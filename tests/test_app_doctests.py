@@ -7,10 +7,10 @@ import importlib
 
 import pytest
 
-MODULES = ["app.commands", "app.form", "app.locales", "app.plots", "app.registry", "app.render_data",
-           "app.render_train", "app.run_queue", "app.security", "app.settings", "app.callbacks.common",
-           "app.callbacks.method_cb", "app.tabs.widgets", "app.engine_text", "app.callbacks.data_cb",
-           "app.callbacks.chat_cb"]
+MODULES = ["tunesmith.app.commands", "tunesmith.app.form", "tunesmith.app.locales", "tunesmith.app.plots", "tunesmith.app.registry", "tunesmith.app.render_data",
+           "tunesmith.app.render_train", "tunesmith.app.run_queue", "tunesmith.app.security", "tunesmith.app.settings", "tunesmith.app.callbacks.common",
+           "tunesmith.app.callbacks.method_cb", "tunesmith.app.tabs.widgets", "tunesmith.app.engine_text", "tunesmith.app.callbacks.data_cb",
+           "tunesmith.app.callbacks.chat_cb"]
 
 
 @pytest.mark.parametrize("name", MODULES)

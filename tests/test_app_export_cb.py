@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.callbacks import export_cb
-from app.settings import AppSettings
-from core.errors import UserError
+from tunesmith.app.callbacks import export_cb
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_merge_then_convert_with_progress(run):
     values = {"export/run": str(run_dir), "export/checkpoint": "checkpoint-2", "export/mode": "merge",
               "export/base": str(tiny), "export/dtype": "fp32", "export/shard": "1GB", "top/lang": "en"}
     updates = list(export_cb.export(values, settings))
-    assert updates[0]["export/cmd"].startswith("python -m core convert merge")
+    assert updates[0]["export/cmd"].startswith("python -m tunesmith convert merge")
     fractions = [float(u["export/progress"].split('data-frac="')[1].split('"')[0])
                  for u in updates if "export/progress" in u]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 4

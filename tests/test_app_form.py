@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.form import (COLUMN_IDS, DS_OFFLOAD_ID, config_fields, config_from_values, form_ids, gui_default_config,
+from tunesmith.app.form import (COLUMN_IDS, DS_OFFLOAD_ID, config_fields, config_from_values, form_ids, gui_default_config,
                       method_defaults, values_from_config)
-from core import preflight
-from core.config import EMBEDDED_MODEL, RunConfig
-from core.errors import ConfigError
+from tunesmith.core import preflight
+from tunesmith.core.config import EMBEDDED_MODEL, RunConfig
+from tunesmith.core.errors import ConfigError
 
 
 def test_form_values_build_the_expected_run_config():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from app.callbacks.config_cb import change_lang
-from app.locales import LOCALES, MESSAGES, label, props, text
+from tunesmith.app.callbacks.config_cb import change_lang
+from tunesmith.app.locales import LOCALES, MESSAGES, label, props, text
 
 
 def test_languages_have_the_same_keys_and_placeholders():

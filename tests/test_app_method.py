@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.callbacks import method_cb
-from app.form import gui_default_config, values_from_config
+from tunesmith.app.callbacks import method_cb
+from tunesmith.app.form import gui_default_config, values_from_config
 
 
 def _values(cfg=None, **changes):
@@ -34,7 +34,7 @@ def test_a_choice_that_changes_nothing_says_nothing():
 
 
 def test_fit_plans_for_one_gpu_and_drops_zero3(monkeypatch):
-    from core.presets import load_config
+    from tunesmith.core.presets import load_config
 
     monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 0)  # a CPU machine: plan for one GPU
     cfg = load_config("llama2_7b_full_alpaca_e3")
@@ -49,7 +49,7 @@ def test_fit_plans_for_one_gpu_and_drops_zero3(monkeypatch):
 
 
 def test_fit_keeps_zero_on_several_detected_gpus(monkeypatch):
-    from core.presets import load_config
+    from tunesmith.core.presets import load_config
 
     monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 8)
     out = method_cb.fit(_values(load_config("llama2_7b_full_alpaca_e3"), **{"method/gpu_gb": "80"}))
@@ -65,23 +65,23 @@ def test_fit_headline_in_the_page_language(monkeypatch, lang, word):
 
 def test_command_line_is_built_on_the_applied_preset():
     # it was built on the default smollm2 preset, so a 7B preset became a long --set list
-    from app import commands
-    from app.form import config_from_values
-    from core.presets import load_config
+    from tunesmith.app import commands
+    from tunesmith.app.form import config_from_values
+    from tunesmith.core.presets import load_config
 
     name = "llama2_7b_full_alpaca_e3"
     values = {**values_from_config(load_config(name)), "model/preset": name}
     cmd = commands.estimate_command(config_from_values(values), 8, method_cb.base_preset(values))
-    assert cmd == f"python -m core estimate {name} --gpu-gb 8"
+    assert cmd == f"python -m tunesmith estimate {name} --gpu-gb 8"
     assert method_cb.base_preset({"model/preset": "../secrets"}) is None
     assert method_cb.base_preset({"model/preset": ""}) is None
 
 
 def test_first_load_shows_the_default_preset_and_demo_set_as_chosen(tmp_path):
-    from app.callbacks.data_cb import demo_choices
-    from app.settings import AppSettings
-    from app.ui import start_values
-    from core.presets import DEFAULT_PRESET
+    from tunesmith.app.callbacks.data_cb import demo_choices
+    from tunesmith.app.settings import AppSettings
+    from tunesmith.app.ui import start_values
+    from tunesmith.core.presets import DEFAULT_PRESET
 
     values = start_values(AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}))
     assert values["model/preset"] == DEFAULT_PRESET
@@ -90,13 +90,13 @@ def test_first_load_shows_the_default_preset_and_demo_set_as_chosen(tmp_path):
 
 def test_estimate_updates_parse_the_preset_once(monkeypatch):
     # each update parsed the preset YAML again: two thirds of the callback's time
-    import core.presets
-    from app import commands
+    import tunesmith.core.presets
+    from tunesmith.app import commands
 
     cfg = gui_default_config()
     calls = []
-    real = core.presets.load_config
-    monkeypatch.setattr(core.presets, "load_config", lambda name: calls.append(name) or real(name))
+    real = tunesmith.core.presets.load_config
+    monkeypatch.setattr(tunesmith.core.presets, "load_config", lambda name: calls.append(name) or real(name))
     commands._load_preset.cache_clear()
     first = commands.estimate_command(cfg, 8)
     cfg.training.batch_size = 7

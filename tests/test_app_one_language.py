@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
-from app.callbacks import method_cb
-from app.css import GRADIO_TEXTS, head_script
-from app.engine_text import translate
-from app.registry import error_html
-from app.render_train import samples_html
-from core.errors import UserError
+from tunesmith.app.callbacks import method_cb
+from tunesmith.app.css import GRADIO_TEXTS, head_script
+from tunesmith.app.engine_text import translate
+from tunesmith.app.registry import error_html
+from tunesmith.app.render_train import samples_html
+from tunesmith.core.errors import UserError
 
 ENGLISH_WORD = re.compile(r"[A-Za-z]{3,}")
 
@@ -46,10 +46,10 @@ def test_gradio_own_texts_follow_the_page_language():
 
 
 def test_fit_changes_in_chinese(monkeypatch):
-    from core.presets import load_config
+    from tunesmith.core.presets import load_config
 
     monkeypatch.setattr(method_cb, "detected_gpu_count", lambda: 1)
-    from app.form import values_from_config
+    from tunesmith.app.form import values_from_config
 
     values = {**values_from_config(load_config("llama2_7b_full_alpaca_e3")), "top/lang": "zh", "method/gpu_gb": "8"}
     status = method_cb.fit(values)["method/status"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from app.plots import PLOTS, metric_frames, metric_points, y_title
+from tunesmith.app.plots import PLOTS, metric_frames, metric_points, y_title
 
 ROWS = [
     {"step": 1, "total_steps": 4, "loss": 2.5, "learning_rate": 1e-4, "grad_norm": 3.0, "tokens_per_s": 100.0,
@@ -44,7 +44,7 @@ def test_empty_metrics_give_empty_frames_with_columns():
 # ---- issue 12 item 9: integer steps, readable ticks, no stray legend, a single point visible
 
 def test_plot_updates_have_whole_steps_readable_ticks_and_no_stray_series_legend():
-    from app.callbacks.train_cb import plot_update
+    from tunesmith.app.callbacks.train_cb import plot_update
 
     frames = metric_frames([{"step": s, "loss": 3.0 - s / 10, "tokens_per_s": 3348.5} for s in range(1, 13)])
     tps = plot_update(frames["tps"], "tokens/s", "tps")
@@ -62,14 +62,14 @@ def test_plot_updates_have_whole_steps_readable_ticks_and_no_stray_series_legend
 
 
 def test_a_single_point_is_drawn_as_a_visible_dash():
-    from app.callbacks.train_cb import plot_update
+    from tunesmith.app.callbacks.train_cb import plot_update
 
     one = plot_update(metric_frames([{"step": 1, "loss": 2.5}])["loss"], "loss", "loss")
     assert one["value"]["step"].tolist() == [0.75, 1.25] and one["value"]["value"].tolist() == [2.5, 2.5]
 
 
 def test_axes_and_series_in_the_page_language():
-    from app.callbacks.train_cb import plot_update
+    from tunesmith.app.callbacks.train_cb import plot_update
 
     frames = metric_frames([{"step": 1, "loss": 2.0, "eval_loss": 2.1}, {"step": 2, "loss": 1.0}], lang="zh")
     assert set(frames["loss"]["series"]) == {"损失", "验证损失"}
@@ -81,9 +81,9 @@ def test_axes_and_series_in_the_page_language():
 def test_loss_points_count_matches_the_curve(tmp_path):
     import json
 
-    from app.callbacks import train_cb
-    from app.settings import AppSettings
-    from core.train.rundir import RunDir
+    from tunesmith.app.callbacks import train_cb
+    from tunesmith.app.settings import AppSettings
+    from tunesmith.core.train.rundir import RunDir
 
     s = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path / "home")})
     s.ensure_dirs()

@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from app.callbacks import train_cb
-from app.form import gui_default_config
-from app.render_train import phase_text, progress_html, run_choice, run_elapsed
-from app.settings import AppSettings
-from core.train.rundir import RunDir
+from tunesmith.app.callbacks import train_cb
+from tunesmith.app.form import gui_default_config
+from tunesmith.app.render_train import phase_text, progress_html, run_choice, run_elapsed
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.train.rundir import RunDir
 
 
 @pytest.fixture
@@ -114,8 +114,8 @@ def test_runs_list_follows_the_steps(settings):
 @pytest.mark.slow
 def test_a_real_run_reports_every_phase(tmp_path, tiny_model_dir, monkeypatch):
     """The tiny Llama trained in this process: status.json goes through each phase, with counts."""
-    from core.config import RunConfig
-    from core.train.launcher import run_here
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.train.launcher import run_here
 
     data = tmp_path / "d.json"
     data.write_text(json.dumps([{"instruction": f"q{i}", "output": f"a{i}"} for i in range(6)]))

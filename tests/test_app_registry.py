@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import pytest
 
-from app.registry import Registry, Update, error_html, guarded
-from core.errors import ConfigError, UserError
+from tunesmith.app.registry import Registry, Update, error_html, guarded
+from tunesmith.core.errors import ConfigError, UserError
 
 
 def test_guarded_turns_user_errors_into_the_status_box():

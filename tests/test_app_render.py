@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.callbacks.method_cb import memory_html
-from app.render_data import bin_lengths, facts_html, histogram_frame, preview_html, stats_html
-from app.render_train import failure_html, progress_html, run_choice, samples_html
+from tunesmith.app.callbacks.method_cb import memory_html
+from tunesmith.app.render_data import bin_lengths, facts_html, histogram_frame, preview_html, stats_html
+from tunesmith.app.render_train import failure_html, progress_html, run_choice, samples_html
 
 
 def test_preview_highlights_supervised_and_greys_masked_tokens():
@@ -69,7 +69,7 @@ def test_samples_and_run_choice():
 
 def test_log_tail_hides_known_noise_but_never_errors():
     # issue 12 item 8: what a CPU LoRA run prints that alarms and means nothing
-    from app.render_train import useful_log_lines
+    from tunesmith.app.render_train import useful_log_lines
 
     lines = ["Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'. Please make "
              "sure you already `pip install kernels` and the kernels >= 0.11.1",

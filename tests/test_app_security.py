@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.security import (check_exposure, is_loopback, parse_auth, resolve_user_path, sanitize_filename,
+from tunesmith.app.security import (check_exposure, is_loopback, parse_auth, resolve_user_path, sanitize_filename,
                           store_upload)
-from core.errors import UserError
+from tunesmith.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,7 +114,7 @@ def test_an_upload_never_takes_the_name_of_a_run_file(tmp_path):
         stored = store_upload(src, name, uploads, max_mb=1)
         assert stored.name.startswith("upload-")
     assert not (uploads / "status.json").exists() and not (uploads / "config.yaml").exists()
-    from core.train.rundir import RunDir
+    from tunesmith.core.train.rundir import RunDir
 
     assert not RunDir(uploads).exists()
 
@@ -159,7 +159,7 @@ def test_resolve_user_path_stays_inside_allowed_roots(tmp_path):
 
 
 def test_loopback_studio_may_use_the_users_home_other_hosts_may_not(tmp_path):
-    from app.settings import launch_roots
+    from tunesmith.app.settings import launch_roots
 
     home = tmp_path / "me"
     assert launch_roots("127.0.0.1", False, [], home) == (str(home),)
@@ -171,7 +171,7 @@ def test_loopback_studio_may_use_the_users_home_other_hosts_may_not(tmp_path):
 
 
 def test_home_allowed_on_loopback_still_refuses_hidden_folders(tmp_path):
-    from app.settings import AppSettings, launch_roots
+    from tunesmith.app.settings import AppSettings, launch_roots
 
     home = tmp_path / "me"
     (home / "notes").mkdir(parents=True)
@@ -186,7 +186,7 @@ def test_home_allowed_on_loopback_still_refuses_hidden_folders(tmp_path):
 
 
 def test_outside_path_error_offers_the_upload_box_in_both_languages(tmp_path):
-    from app.engine_text import translate
+    from tunesmith.app.engine_text import translate
 
     with pytest.raises(UserError) as err:
         resolve_user_path("/etc/passwd", [tmp_path])

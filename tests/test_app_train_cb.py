@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from app import run_queue
-from app.callbacks import train_cb
-from app.form import gui_default_config, values_from_config
-from app.settings import AppSettings
-from core.errors import UserError
-from core.train.rundir import RunDir
+from tunesmith.app import run_queue
+from tunesmith.app.callbacks import train_cb
+from tunesmith.app.form import gui_default_config, values_from_config
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.errors import UserError
+from tunesmith.core.train.rundir import RunDir
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def launched(monkeypatch):
         rd.write_status(state="running", pid=os.getpid(), pgid=None, step=0)
         return FakeHandle(run_dir)
 
-    import core.train.launcher as launcher
+    import tunesmith.core.train.launcher as launcher
 
     monkeypatch.setattr(launcher, "launch", fake_launch)
     return calls
@@ -77,7 +77,7 @@ def test_start_launches_the_form_config_in_a_new_run_folder(settings, data_file,
     assert cfg.training.learning_rate == 1e-4 and cfg.data.path == str(data_file)
     assert run_dir.parent == settings.runs_root and run_dir.name.startswith("my_run-")
     assert out["train/current"] == str(RunDir(run_dir).path) and "Started run" in out["train/status"]
-    assert out["train/cmd"] == f"python -m core train {run_dir}/config.yaml --work-dir {run_dir}"
+    assert out["train/cmd"] == f"python -m tunesmith train {run_dir}/config.yaml --work-dir {run_dir}"
 
 
 def test_paths_outside_the_allowed_folders_are_refused(settings, data_file, launched):
@@ -186,7 +186,7 @@ def test_reload_reattaches_to_a_live_run(settings):
     assert out["train/current"] == str(rd.path) and out["train/runs"]["value"] == str(rd.path)
     assert out["model.name_or_path"] == gui_default_config().model.name_or_path  # the run's form is shown
     assert out["output.run_dir"] == ""
-    assert out["train/cmd"] == f"python -m core train {rd.path / 'config.yaml'} --work-dir {rd.path}"
+    assert out["train/cmd"] == f"python -m tunesmith train {rd.path / 'config.yaml'} --work-dir {rd.path}"
     assert train_cb.open_run({"train/runs": str(rd.path), "top/lang": "en"}, settings)["train/cmd"] == out["train/cmd"]
     # a finished run is listed but not re-attached automatically
     rd.write_status(state="finished")
@@ -225,18 +225,18 @@ def _stand_in(run_dir):
 
     import psutil
 
-    from core.paths import REPO_ROOT
+    from tunesmith.core.paths import PACKAGE_ROOT
 
     rd = RunDir(run_dir)
     fd = rd.acquire_lock()
     try:
         rd.write_status(state="running", message="Training.")
-        cmd = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", sys.executable, "-c",
+        cmd = [sys.executable, "-m", "tunesmith.core.train.supervise", str(rd.path), "--", sys.executable, "-c",
                "import time; print('trainer up', flush=True); time.sleep(120)"]
         with open(rd.log_path, "ab") as log:
-            popen = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(cmd, cwd=str(PACKAGE_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, pass_fds=(fd,),
-                                     env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                                     env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     finally:
         os.close(fd)
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())
@@ -273,7 +273,7 @@ def test_the_uploads_folder_and_other_allowed_folders_are_never_runs(tmp_path, b
     allowed folder, and Stop twice SIGKILLed the pgid written in that file (the tester's sleep died with -9)."""
     import psutil
 
-    from app.callbacks import data_cb
+    from tunesmith.app.callbacks import data_cb
 
     home = tmp_path / "home"
     # the runs root is the app's folder itself, so uploads/ is one of its children

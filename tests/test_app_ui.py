@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from app.form import form_ids
-from app.locales import LOCALES, props
-from app.settings import AppSettings
+from tunesmith.app.form import form_ids
+from tunesmith.app.locales import LOCALES, props
+from tunesmith.app.settings import AppSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_build_registers_every_form_field_with_labels(tmp_path):
-    from app.ui import build_app
+    from tunesmith.app.ui import build_app
 
     settings = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)})
     demo, reg = build_app(settings)
@@ -37,7 +37,7 @@ def test_build_registers_every_form_field_with_labels(tmp_path):
 
 
 def test_chinese_at_start(tmp_path):
-    from app.ui import build_app
+    from tunesmith.app.ui import build_app
 
     _, reg = build_app(AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}, lang="zh"))
     assert reg["train/start_btn"].value == "开始" and reg["training.learning_rate"].label == "学习率"
@@ -45,7 +45,7 @@ def test_chinese_at_start(tmp_path):
 
 def test_app_import_pulls_in_no_heavy_library():
     heavy = "('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed')"
-    code = f"import sys, app.ui, launch; print(','.join(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, tunesmith.app.ui, tunesmith.app.launch, tunesmith.cli; print(','.join(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
@@ -56,7 +56,7 @@ def test_warm_up_imports_the_heavy_libraries_in_the_background_and_callbacks_wai
     """After start-up a background thread imports what the first Load/preview needs; a callback that
     asks for transformers meanwhile gets it whole (the lazy module is never seen half-imported)."""
     code = ("import sys, threading\n"
-            "from app.callbacks.common import WARM_MODULES, import_transformers_once, warm_up_in_background\n"
+            "from tunesmith.app.callbacks.common import WARM_MODULES, import_transformers_once, warm_up_in_background\n"
             "before = [m for m in WARM_MODULES if m in sys.modules]\n"
             "thread = warm_up_in_background(0)\n"
             "import_transformers_once()\n"

@@ -2,9 +2,9 @@
 same action, to its callback.
 
 For every row:
-* CLI (``python -m core ...``): a non-zero exit, exactly one line starting ``error:`` that names the problem
+* CLI (``python -m tunesmith ...``): a non-zero exit, exactly one line starting ``error:`` that names the problem
   and carries a fix (``Fix:``), and no traceback. Rows marked ``sub`` run as real subprocesses (two at a
-  time, in the background); the others run in this process through ``core.cli.main`` (CLI start-up costs
+  time, in the background); the others run in this process through ``tunesmith.core.cli.main`` (CLI start-up costs
   seconds of imports, the in-process path shows exactly the same lines).
 * GUI: the callback returns normally with an error box (and a fix) in the tab's status area.
 * Nothing under the temporary folder that existed before the row is deleted or changed afterwards.
@@ -36,7 +36,7 @@ from conftest import ROOT
 @dataclass
 class Row:
     name: str
-    argv: list[str]                   # CLI arguments after `python -m core`
+    argv: list[str]                   # CLI arguments after `python -m tunesmith`
     needles: tuple[str, ...]          # must all appear in the `error:` line (the problem and the fix)
     sub: bool = False                 # run as a real subprocess
     gui: Callable[[dict], object] | None = None   # the same action through the GUI callback
@@ -58,8 +58,8 @@ def world(tmp_path_factory, tokenizer_dir):
     from test_export_helpers import make_lora_run
     from tiny import make_tiny_llama
 
-    from app.settings import AppSettings
-    from core.config import RunConfig
+    from tunesmith.app.settings import AppSettings
+    from tunesmith.core.config import RunConfig
 
     root = tmp_path_factory.mktemp("matrix")
     user, home = root / "user", root / "home"
@@ -145,7 +145,7 @@ def _needs_remote_code(tiny: Path, folder: Path) -> Path:
 
 def form(w, **changes) -> dict:
     """Every GUI form value (the app's defaults) with the user's model and data, plus ``changes``."""
-    from app.form import gui_default_config, values_from_config
+    from tunesmith.app.form import gui_default_config, values_from_config
 
     values = {**values_from_config(gui_default_config()), "top/lang": "en", "model.name_or_path": str(w["tiny"]),
               "data.path": str(w["user"] / "good.jsonl"), "data.map_fn": "default", "training.max_steps": 2}
@@ -162,7 +162,7 @@ def chat_values(w, **changes) -> dict:
 
 
 def rows(w) -> list[Row]:
-    from app.callbacks import chat_cb, config_cb, data_cb, export_cb, model_cb, train_cb
+    from tunesmith.app.callbacks import chat_cb, config_cb, data_cb, export_cb, model_cb, train_cb
 
     s, u, v, tok = w["settings"], w["user"], w["variant"], str(w["tok"])
     start = partial(train_cb.start, settings=s)
@@ -377,7 +377,7 @@ def rows(w) -> list[Row]:
             gui=chat_load, gui_values=chat_values(w, chat__repetition_penalty=0), gui_status="chat/status",
             gui_needles=("repetition_penalty",)),
         Row("chat bits 3", ["chat", str(w["tiny"]), "--bits", "3"],
-            ("argument --bits: invalid choice: 3 (choose from 4, 8)", "Fix: see `python -m core chat --help`"),
+            ("argument --bits: invalid choice: 3 (choose from 4, 8)", "Fix: see `python -m tunesmith chat --help`"),
             sub=True),
         Row("status of a folder that is not a run", ["status", str(u / "no_config")],
             ("is not a run folder", "Fix:")),
@@ -410,13 +410,13 @@ def lost_or_changed(before: dict, after: dict) -> list[str]:
 
 
 def run_subprocess(argv: list[str]) -> tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tunesmith", *argv], cwd=ROOT, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=240)
     return proc.returncode, proc.stdout, proc.stderr
 
 
 def run_in_process(argv: list[str]) -> tuple[int, str, str]:
-    from core.cli import main
+    from tunesmith.core.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     stdin, sys.stdin = sys.stdin, io.StringIO("")
@@ -449,7 +449,7 @@ def cli_problem(row: Row, code, stdout: str, stderr: str) -> str | None:
 
 
 def gui_problem(row: Row) -> str | None:
-    from app.registry import guarded
+    from tunesmith.app.registry import guarded
 
     out = guarded(row.gui, row.gui_status)(row.gui_values)
     shown = out.get(row.gui_status, "") if isinstance(out, dict) else ""
@@ -494,7 +494,7 @@ def test_every_bad_input_gives_one_clear_error_and_changes_nothing(world):
 
 @pytest.mark.slow
 def test_every_bad_input_in_a_cli_subprocess_gives_one_clear_error_and_changes_nothing(world):
-    """The rows that need a real ``python -m core`` process (signals, stdin, a fresh import), two at a time."""
+    """The rows that need a real ``python -m tunesmith`` process (signals, stdin, a fresh import), two at a time."""
     table = [r for r in rows(world) if r.sub]
     root = world["root"]
     before_all = snapshot(root)

@@ -19,7 +19,7 @@ def home(tmp_path_factory, tokenizer_dir):
     from eval_helpers import make_run, write_qa_file
     from tiny import make_tiny_llama
 
-    from core.train.rundir import RunDir
+    from tunesmith.core.train.rundir import RunDir
 
     home = tmp_path_factory.mktemp("eval-home")
     base = make_tiny_llama(home / "models" / "tiny", tokenizer_dir)
@@ -60,7 +60,7 @@ def test_evaluate_a_run_on_a_test_file(page, home):
     fill(page, "eval/limit", 6)
     fill(page, "eval/max_new_tokens", 4)
     click(page, "eval/start_btn")
-    wait_text(page, "eval/cmd", "python -m core evaluate", 30)
+    wait_text(page, "eval/cmd", "python -m tunesmith evaluate", 30)
     summary = wait_text(page, "eval/summary", "ROUGE-L", 300)
     shot(page, "eval-summary")
     assert "larger than the noise?" in summary and "tuned - base" in summary

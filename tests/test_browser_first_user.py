@@ -140,7 +140,7 @@ def test_first_time_user(app, home, page):
     click(page, "data/preview_btn")
     wait_text(page, "data/status", "rows kept", 90)
     assert "What are your hours?" in text_of(page, "data/preview") and "律师" not in text_of(page, "data/preview")
-    assert value_of(page, "data/cmd").startswith("python -m core check-dataset")
+    assert value_of(page, "data/cmd").startswith("python -m tunesmith check-dataset")
 
     # ---- item 2: an error takes the last preview and command away; a semicolon CSV has two columns
     fill(page, "data.path", home / "nope.json")

@@ -48,7 +48,7 @@ def home(tmp_path_factory, tokenizer_dir):
 def _conversations(model_dir) -> dict[int, tuple[list[str], list[str]]]:
     """Per page: two questions, the first one's greedy answer running to TOKENS[0] (so all eight streams
     last about as long), and both answers as a fresh engine gives them - the reference for 'no mixing'."""
-    from core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
 
     engine = ChatEngine.load(str(model_dir), device="cpu")
     out, n = {}, 0

@@ -57,7 +57,7 @@ def _wait(page, predicate, timeout_s, what):
 
 
 def _steps_logged(run_dir) -> int:
-    from core.train.rundir import RunDir
+    from tunesmith.core.train.rundir import RunDir
 
     return max((m["step"] for m in RunDir(run_dir).read_metrics() if m.get("kind") == "train"), default=0)
 
@@ -112,7 +112,7 @@ def test_app_restart_reattaches_then_stop_and_a_failed_run(home, browser):
         # Stop: graceful (a checkpoint at the next step), then the run ends as stopped
         click(page, "train/stop_btn")
         wait_text(page, "train/status", "Stop requested", 30)
-        assert "python -m core stop" in page.locator(f"{sel('train/cmd')} textarea").input_value()
+        assert "python -m tunesmith stop" in page.locator(f"{sel('train/cmd')} textarea").input_value()
         _wait(page, lambda: _state(page) == "stopped", 120, "the run to stop")
         assert (home / "runs" / run_name / "checkpoints").is_dir()
         shot(page, "train_stopped")

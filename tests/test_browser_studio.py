@@ -22,7 +22,7 @@ _missing = chromium_missing_reason()
 if _missing:
     pytestmark.append(pytest.mark.skip(reason=_missing))
 
-DEMO = Path(__file__).resolve().parent.parent / "assets" / "identity.json"
+DEMO = Path(__file__).resolve().parent.parent / "tunesmith" / "assets" / "identity.json"
 MAX_START_S = 20.0
 STEPS = 40
 
@@ -117,7 +117,7 @@ def test_data_train_reload_export_chat(app, home, page):
     assert page.locator(f"{sel('data/preview')} .ts-sup").count() >= 3
     assert page.locator(f"{sel('data/preview')} .ts-masked").count() >= 3
     assert "rows" in text_of(page, "data/stats")
-    assert value_of(page, "data/cmd").startswith("python -m core check-dataset")
+    assert value_of(page, "data/cmd").startswith("python -m tunesmith check-dataset")
     shot(page, "tab_data")
 
     # ---- Method: LoRA, a run long enough to reload in the middle of it
@@ -128,13 +128,13 @@ def test_data_train_reload_export_chat(app, home, page):
     open_accordion(page, "method/advanced")
     fill(page, "training.save_steps", STEPS // 2)
     wait_until(page, lambda: page.locator(f"{sel('method/memory')} .ts-memory").count(), 60, "the memory estimate")
-    assert "python -m core estimate" in value_of(page, "method/cmd")
+    assert "python -m tunesmith estimate" in value_of(page, "method/cmd")
     shot(page, "tab_method")
 
     # ---- Train: start, watch the loss plot gain points
     open_tab(page, "4 · Train")
     click(page, "train/preview_btn")
-    assert "--work-dir" in wait_text(page, "train/cmd", "python -m core train", 60)
+    assert "--work-dir" in wait_text(page, "train/cmd", "python -m tunesmith train", 60)
     click(page, "train/start_btn")
     started = wait_text(page, "train/status", "Started run", 60)
     run_name = started.split("Started run", 1)[1].split("\n")[0].strip().rstrip(".")

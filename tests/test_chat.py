@@ -12,21 +12,21 @@ GREEDY = dict(temperature=0, max_new_tokens=24)
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir):
-    from core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
 
     return ChatEngine.load(str(tiny_model_dir), template="chat_template", settings=GenerationSettings(**GREEDY))
 
 
 @pytest.fixture(scope="module")
 def lora_engine(tmp_path_factory, tiny_model_dir):
-    from core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
 
     run_dir, _ = make_lora_run(tmp_path_factory.mktemp("chat-lora") / "run", tiny_model_dir, steps=(2,))
     return ChatEngine.load(str(run_dir), settings=GenerationSettings(**GREEDY))
 
 
 def settings(**changes):
-    from core.chat import GenerationSettings
+    from tunesmith.core.chat import GenerationSettings
 
     return GenerationSettings(**GREEDY).replace(**changes)
 
@@ -121,7 +121,7 @@ def test_eight_concurrent_sessions_keep_separate_histories(engine):
 
 
 def test_ab_adapter_on_and_off(lora_engine, tiny_model_dir):
-    from core.chat import ChatEngine
+    from tunesmith.core.chat import ChatEngine
 
     plain = ChatEngine(lora_engine.model.get_base_model(), lora_engine.tokenizer, template="internlm2_chat",
                        settings=settings())
@@ -140,8 +140,8 @@ def test_ab_adapter_on_and_off(lora_engine, tiny_model_dir):
 
 
 def test_history_is_trimmed_to_the_context(tiny_model_dir, engine):
-    from core.chat import ChatEngine
-    from core.errors import UserError
+    from tunesmith.core.chat import ChatEngine
+    from tunesmith.core.errors import UserError
 
     small = ChatEngine(engine.model, engine.tokenizer, template="chat_template", max_context=160,
                        settings=settings(max_new_tokens=16))
@@ -172,14 +172,14 @@ def test_seeded_sampling_is_reproducible_per_session(engine):
 @pytest.mark.parametrize("field,value", [("top_p", 1.5), ("temperature", -1), ("max_new_tokens", 0),
                                          ("repetition_penalty", 0), ("top_k", -3)])
 def test_out_of_range_settings_are_refused(field, value):
-    from core.errors import UserError
+    from tunesmith.core.errors import UserError
 
     with pytest.raises(UserError, match=field):
         settings(**{field: value})
 
 
 def test_four_bit_loading_on_cpu(tiny_model_dir):
-    from core.chat import ChatEngine
+    from tunesmith.core.chat import ChatEngine
 
     engine = ChatEngine.load(str(tiny_model_dir), template="chat_template", bits=4,
                              settings=settings(max_new_tokens=6))
@@ -188,7 +188,7 @@ def test_four_bit_loading_on_cpu(tiny_model_dir):
 
 
 def test_session_template_auto_and_unknown(engine):
-    from core.errors import UserError
+    from tunesmith.core.errors import UserError
 
     assert engine.new_session(template="auto").template == engine.template
     session = engine.new_session(template="internlm2_chat")
@@ -201,8 +201,8 @@ def test_session_template_auto_and_unknown(engine):
 def test_merged_folder_and_full_checkpoint_bring_their_template(lora_engine, tiny_model_dir, tmp_path):
     from test_export_helpers import make_full_run
 
-    from core.chat import ChatEngine
-    from core.export import merge_adapter
+    from tunesmith.core.chat import ChatEngine
+    from tunesmith.core.export import merge_adapter
 
     merged = merge_adapter(str(tiny_model_dir), lora_engine.label, tmp_path / "merged", dtype="fp32")
     engine = ChatEngine.load(str(merged), settings=settings())

@@ -1,4 +1,4 @@
-"""`python -m core chat`: piped input, EXIT/RESET, and one clear error line for bad input."""
+"""`python -m tunesmith chat`: piped input, EXIT/RESET, and one clear error line for bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_chat(capsys, monkeypatch, argv, stdin_text):
-    from core.cli import main
+    from tunesmith.core.cli import main
 
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin_text))
     code = main(["chat", *map(str, argv)])
@@ -22,7 +22,7 @@ def run_chat(capsys, monkeypatch, argv, stdin_text):
 
 
 def test_piped_paragraphs_are_questions_and_reset_clears(capsys, monkeypatch, tiny_model_dir):
-    from core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
 
     args = [tiny_model_dir, "--prompt-template", "chat_template", "--temperature", "0", "--max-new-tokens", "6"]
     code, out, err = run_chat(capsys, monkeypatch, args, "First question\nstill first\n\nSecond\n\nRESET\n\nFirst question\nstill first\n")
@@ -74,7 +74,7 @@ def test_system_and_system_template_are_exclusive(capsys, monkeypatch, tiny_mode
 @pytest.mark.slow
 def test_embedded_smollm2_answers_a_piped_question(embedded_model_dir):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, "-m", "core", "chat", "embedded:SmolLM2-135M-Instruct",
+    proc = subprocess.run([sys.executable, "-m", "tunesmith", "chat", "embedded:SmolLM2-135M-Instruct",
                            "--temperature", "0", "--max-new-tokens", "30"],
                           input="What is the capital of France?\n", capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=300)

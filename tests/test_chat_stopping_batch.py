@@ -7,7 +7,7 @@ import threading
 
 import torch
 
-from core.chat.stopping import make_stopping_criteria
+from tunesmith.core.chat.stopping import make_stopping_criteria
 
 CHARS = {0: "_", 1: "<", 2: "e", 3: ">", 4: "x"}
 
@@ -46,9 +46,9 @@ def test_the_trainers_sample_answers_stop_per_row(tmp_path, tiny_model_dir, toke
     there, the others go on exactly as without it."""
     from transformers import AutoModelForCausalLM
 
-    from core.train.callbacks import EvalChatCallback
-    from core.train.dist import DistContext
-    from core.train.rundir import RunDir
+    from tunesmith.core.train.callbacks import EvalChatCallback
+    from tunesmith.core.train.dist import DistContext
+    from tunesmith.core.train.rundir import RunDir
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     rd = RunDir(tmp_path / "run")

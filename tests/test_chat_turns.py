@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from core.chat.turns import Turns
+from tunesmith.core.chat.turns import Turns
 
 
 def test_three_generations_take_steps_in_strict_rotation():
@@ -53,7 +53,7 @@ def test_alone_the_holder_keeps_its_turn_and_a_failure_releases_it():
 
 def test_engine_generations_interleave_token_by_token(tiny_model_dir):
     """Two conversations streaming at once both make progress before either finishes."""
-    from core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
 
     engine = ChatEngine.load(str(tiny_model_dir), device="cpu")
     sessions = [engine.new_session() for _ in range(2)]

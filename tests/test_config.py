@@ -1,8 +1,8 @@
 import pytest
 
-from core import preflight
-from core.config import RunConfig, help_for
-from core.errors import ConfigError
+from tunesmith.core import preflight
+from tunesmith.core.config import RunConfig, help_for
+from tunesmith.core.errors import ConfigError
 
 
 def test_defaults_match_xtuner_qlora():
@@ -25,7 +25,7 @@ def test_yaml_round_trip_preserves_every_field():
 def test_every_field_has_help():
     import dataclasses
 
-    from core.config import SECTIONS
+    from tunesmith.core.config import SECTIONS
 
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):

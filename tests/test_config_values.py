@@ -3,7 +3,7 @@
 Each is given to the CLI (`train ... --print-command` and a real `train`) and must be refused before
 anything launches: exit code 2, one `error:` line naming the field and the fix, and the user's files
 (and the run folder) untouched. Suspicious-but-possible values give a `warning:` line and are returned
-by core.preflight.warnings(), which the GUI's validation shows.
+by tunesmith.core.preflight.warnings(), which the GUI's validation shows.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import sys
 
 import pytest
 
-from core import preflight
-from core.cli import main
-from core.config import RunConfig
-from core.errors import ConfigError
-from core.paths import REPO_ROOT
+from tunesmith.core import preflight
+from tunesmith.core.cli import main
+from tunesmith.core.config import RunConfig
+from tunesmith.core.errors import ConfigError
+from tunesmith.core.paths import PACKAGE_ROOT
 
 
 @pytest.fixture
@@ -116,11 +116,11 @@ def test_a_deepspeed_json_deepspeed_would_refuse_is_refused_before_launch(capsys
 
 def test_the_deepspeed_json_check_imports_neither_deepspeed_nor_torch(user):
     (user / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 7}}))
-    code = ("import sys; from core import preflight; from core.config import RunConfig; "
+    code = ("import sys; from core import preflight; from tunesmith.core.config import RunConfig; "
             "cfg = RunConfig.load(sys.argv[1]); cfg.distributed.deepspeed = sys.argv[2]; "
             "print([p.field for p in preflight.problems(cfg, check_env=False)]); "
             "print(sorted(m for m in ('torch', 'deepspeed', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(user / "good.yaml"), str(user / "ds.json")], cwd=REPO_ROOT,
+    out = subprocess.run([sys.executable, "-c", code, str(user / "good.yaml"), str(user / "ds.json")], cwd=PACKAGE_ROOT,
                          capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["['distributed.deepspeed']", "[]"]
     assert preflight.problems(RunConfig.load(user / "good.yaml").with_overrides(
@@ -136,7 +136,7 @@ def test_a_run_folder_that_is_a_file_is_refused_and_the_file_kept(capsys, user):
 
 def test_the_launcher_refuses_a_run_folder_that_is_a_file(user):
     """The GUI and the queue call launch() with a run folder of their own, past RunConfig's checks."""
-    from core.train.launcher import launch, prepare_run, run_here
+    from tunesmith.core.train.launcher import launch, prepare_run, run_here
 
     (user / "notes.txt").write_text("my notes")
     cfg = RunConfig.load(user / "good.yaml")
@@ -189,9 +189,9 @@ def test_more_processes_than_cpu_cores_without_a_gpu_warns(capsys, user, monkeyp
 
 
 def test_the_gui_shows_the_warnings_when_it_checks_the_form(user, monkeypatch):
-    from app.callbacks import train_cb
-    from app.form import gui_default_config, values_from_config
-    from app.settings import AppSettings
+    from tunesmith.app.callbacks import train_cb
+    from tunesmith.app.form import gui_default_config, values_from_config
+    from tunesmith.app.settings import AppSettings
 
     monkeypatch.setattr(preflight, "_cuda_count", lambda: 0)
     monkeypatch.setattr(preflight, "_cpu_cores", lambda: 2)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _modules_with_examples() -> list[str]:
     found = []
-    for path in sorted((ROOT / "core").rglob("*.py")):
+    for path in sorted((ROOT / "tunesmith" / "core").rglob("*.py")):
         if ">>>" in path.read_text(encoding="utf-8"):
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
@@ -28,7 +28,7 @@ MODULES = _modules_with_examples()
 
 
 def test_the_scan_finds_the_core_doctests():
-    assert {"core.config", "core.refs", "core.data.templates", "core.errors"} <= set(MODULES)
+    assert {"tunesmith.core.config", "tunesmith.core.refs", "tunesmith.core.data.templates", "tunesmith.core.errors"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

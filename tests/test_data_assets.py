@@ -6,11 +6,11 @@ import importlib.util
 import json
 
 from conftest import ROOT
-from core.data.map_fns import get_map_fn, suggest_map_fn
+from tunesmith.core.data.map_fns import get_map_fn, suggest_map_fn
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("make_demo_data", ROOT / "assets" / "make_demo_data.py")
+    spec = importlib.util.spec_from_file_location("make_demo_data", ROOT / "tunesmith" / "assets" / "make_demo_data.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -19,12 +19,12 @@ def _script():
 def test_committed_assets_match_the_generator(tmp_path):
     assert _script().main(["--out-dir", str(tmp_path)]) == 0
     for name in ("identity.json", "identity.template.json", "colors.jsonl"):
-        assert (tmp_path / name).read_text(encoding="utf-8") == (ROOT / "assets" / name).read_text(encoding="utf-8"), name
+        assert (tmp_path / name).read_text(encoding="utf-8") == (ROOT / "tunesmith" / "assets" / name).read_text(encoding="utf-8"), name
 
 
 def test_identity_placeholders_and_rename(tmp_path):
-    template = json.loads((ROOT / "assets" / "identity.template.json").read_text(encoding="utf-8"))
-    default = json.loads((ROOT / "assets" / "identity.json").read_text(encoding="utf-8"))
+    template = json.loads((ROOT / "tunesmith" / "assets" / "identity.template.json").read_text(encoding="utf-8"))
+    default = json.loads((ROOT / "tunesmith" / "assets" / "identity.json").read_text(encoding="utf-8"))
     assert len(template) == len(default) >= 50
     assert all("{{name}}" in r["messages"][1]["content"] for r in template)
     answers = [r["messages"][1]["content"] for r in default]
@@ -40,7 +40,7 @@ def test_identity_placeholders_and_rename(tmp_path):
 
 
 def test_colors_follow_xtuner_colorist_style():
-    rows = [json.loads(line) for line in (ROOT / "assets" / "colors.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (ROOT / "tunesmith" / "assets" / "colors.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 141  # 148 CSS4 names minus the 7 "grey" spellings, two descriptions each
     assert rows[0] == {"color": "#f0f8ff", "description": "Alice Blue: A very pale, soft, muted white with a hint of "
                                                           "blue that feels clean and airy."}

@@ -14,10 +14,10 @@ import json
 
 import pytest
 
-from core.config import DataConfig
-from core.data.pipeline import build_sft_data
-from core.data.preview import preview
-from core.errors import DataError
+from tunesmith.core.config import DataConfig
+from tunesmith.core.data.pipeline import build_sft_data
+from tunesmith.core.data.preview import preview
+from tunesmith.core.errors import DataError
 
 
 def write_jsonl(path, rows):
@@ -86,8 +86,8 @@ MAX_LENGTH = 256
 
 def _record_tokenised(monkeypatch) -> list[int]:
     """Wrap both tokenizer entry points of the encoders; returns the lengths of the texts they were given."""
-    import core.data.encode as encode
-    import core.data.segments as segments
+    import tunesmith.core.data.encode as encode
+    import tunesmith.core.data.segments as segments
 
     sizes: list[int] = []
     fast, offsets = segments.batch_token_ids, encode.batch_ids_offsets
@@ -107,7 +107,7 @@ def _record_tokenised(monkeypatch) -> list[int]:
 
 def _uncut_ids(tokenizer, template, conversation, monkeypatch):
     """What encoding gives when the whole row is tokenised (the old way), cut to MAX_LENGTH."""
-    from core.data.encode import ChatTemplateEncoder, XTunerEncoder, make_encoder
+    from tunesmith.core.data.encode import ChatTemplateEncoder, XTunerEncoder, make_encoder
 
     with monkeypatch.context() as m:
         for cls in (XTunerEncoder, ChatTemplateEncoder):
@@ -119,8 +119,8 @@ def _uncut_ids(tokenizer, template, conversation, monkeypatch):
 
 @pytest.mark.parametrize("template", ["default", "chat_template"])
 def test_a_huge_row_is_cut_before_tokenising_and_named(tokenizer, tmp_path, monkeypatch, template):
-    from core.data.encode import char_budget
-    from core.data.pipeline import LONG_ROW_NOTE
+    from tunesmith.core.data.encode import char_budget
+    from tunesmith.core.data.pipeline import LONG_ROW_NOTE
 
     prose = " ".join(f"word{i % 997}" for i in range(250_000))          # 2 MB, about 5 characters a token
     dashes = "-" * 2_000_000                                              # 64 characters a token: retried
@@ -141,7 +141,7 @@ def test_a_huge_row_is_cut_before_tokenising_and_named(tokenizer, tmp_path, monk
     assert s.truncated == 2 and sorted(built.train["length"])[1:] == [MAX_LENGTH, MAX_LENGTH]
 
     # the ids are exactly those of tokenising the whole row, then cutting to max_length
-    from core.data.pipeline import make_spec
+    from tunesmith.core.data.pipeline import make_spec
 
     spec = make_spec(DataConfig(path=path, template=template, max_length=MAX_LENGTH), tokenizer, ["input", "output"])
     kept = {tuple(r["input_ids"]) for r in built.train}
@@ -161,7 +161,7 @@ def test_encoding_a_huge_row_holds_little_memory(tokenizer, template):
     before, held 62 MB of Python objects for it, besides what the Rust tokenizer held)."""
     import tracemalloc
 
-    from core.data.encode import make_encoder
+    from tunesmith.core.data.encode import make_encoder
 
     text = " ".join(f"word{i % 997}" for i in range(500_000))
     encoder = make_encoder(tokenizer, template, MAX_LENGTH)

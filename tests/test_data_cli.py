@@ -57,7 +57,7 @@ def runs(tmp_path_factory, tokenizer_dir):
         "list_templates": ["list-templates"],
         "list_map_fns": ["list-map-fns"],
     }
-    procs = {name: subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    procs = {name: subprocess.Popen([sys.executable, "-m", "tunesmith", *args], cwd=ROOT, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
              for name, args in commands.items()}
     out = {}
@@ -122,7 +122,7 @@ def test_list_verbs(runs):
 
 
 def test_check_dataset_dpo_in_process(capsys, tmp_path, tokenizer_dir):
-    from core.cli import main
+    from tunesmith.core.cli import main
 
     path = tmp_path / "pairs.jsonl"
     path.write_text(jsonl([{"prompt": "2+2?", "chosen": "4", "rejected": "5"},

@@ -10,7 +10,7 @@ import copy
 
 import pytest
 
-from core.data.encode import (IGNORE_INDEX, ChatTemplateEncoder, XTunerEncoder, batch_token_ids,
+from tunesmith.core.data.encode import (IGNORE_INDEX, ChatTemplateEncoder, XTunerEncoder, batch_token_ids,
                               conversation_to_messages, make_encoder)
 
 M = IGNORE_INDEX
@@ -161,7 +161,7 @@ def test_chat_template_errors_drop_the_row(tokenizer):
 
 
 def test_segment_splitting_is_exact(tokenizer):
-    from core.data.segments import SegmentTokenizer
+    from tunesmith.core.data.segments import SegmentTokenizer
 
     seg = SegmentTokenizer(tokenizer)
     assert seg.splitter is not None  # SmolLM2's added tokens split cleanly
@@ -176,5 +176,5 @@ def test_segment_splitting_is_exact(tokenizer):
             content, lstrip, rstrip, single_word = "<x>", True, False, False
         added_tokens_decoder = {5: Tok()}
         backend_tokenizer = object()
-    from core.data.segments import make_splitter
+    from tunesmith.core.data.segments import make_splitter
     assert make_splitter(Stripping()) is None  # tokens that eat spaces: tokenise whole segments

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from core.data.encode import IGNORE_INDEX, ChatTemplateEncoder, supports_generation_mask
+from tunesmith.core.data.encode import IGNORE_INDEX, ChatTemplateEncoder, supports_generation_mask
 
 GENERATION_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'assistant' %}<|im_start|>assistant\n{% generation %}"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from core.data.loading import load_rows, precheck
-from core.errors import DataError
-from core.refs import looks_like_hub_id
+from tunesmith.core.data.loading import load_rows, precheck
+from tunesmith.core.errors import DataError
+from tunesmith.core.refs import looks_like_hub_id
 
 ROWS = [{"input": "q1", "output": "a1"}, {"input": "q2", "output": "a2"}]
 
@@ -97,7 +97,7 @@ def test_bad_file_messages_do_not_mislead(tmp_path):
 
 def test_tsv_and_sniffed_csv_delimiters(tmp_path):
     """.tsv is read tab-separated; a .csv's delimiter (, ; tab |) is sniffed from its first lines."""
-    from core.data.loading import csv_delimiter
+    from tunesmith.core.data.loading import csv_delimiter
 
     files = {"a.tsv": "input\toutput\nq1\ta1\nq2\ta2\n", "semi.csv": "input;output\nq1;a1\nq2;a2\n",
              "pipe.csv": "input|output\nq1|a1\nq2|a2\n", "tab.csv": "input\toutput\nq1\ta1\nq2\ta2\n"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.data.map_fns import MAP_FNS, RowSkipped, check_columns, get_map_fn, make_columns_map_fn, suggest_map_fn
-from core.data.map_fns import parse_columns_arg
-from core.data.templates import SYSTEM_TEMPLATES as S
-from core.errors import DataError, UserError
+from tunesmith.core.data.map_fns import MAP_FNS, RowSkipped, check_columns, get_map_fn, make_columns_map_fn, suggest_map_fn
+from tunesmith.core.data.map_fns import parse_columns_arg
+from tunesmith.core.data.templates import SYSTEM_TEMPLATES as S
+from tunesmith.core.errors import DataError, UserError
 
 CASES = {
     "alpaca": ({"instruction": "Add 2 and 3.", "input": "", "output": "5"},

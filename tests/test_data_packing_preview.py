@@ -7,12 +7,12 @@ import json
 import datasets
 import pytest
 
-from core.config import DataConfig
-from core.data.packing import pack_dataset, plan_bins, unpacked
-from core.data.preference import build_preference_data, to_pair
-from core.data.preview import preview
-from core.data.stats import DatasetStats
-from core.errors import DataError
+from tunesmith.core.config import DataConfig
+from tunesmith.core.data.packing import pack_dataset, plan_bins, unpacked
+from tunesmith.core.data.preference import build_preference_data, to_pair
+from tunesmith.core.data.preview import preview
+from tunesmith.core.data.stats import DatasetStats
+from tunesmith.core.errors import DataError
 
 TOKENS = datasets.Dataset.from_dict({
     "input_ids": [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10]],

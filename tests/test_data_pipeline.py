@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from core.config import DataConfig
-from core.data.pipeline import build_sft_data
-from core.errors import ConfigError, DataError
+from tunesmith.core.config import DataConfig
+from tunesmith.core.data.pipeline import build_sft_data
+from tunesmith.core.errors import ConfigError, DataError
 
 
 def write_jsonl(path, rows):

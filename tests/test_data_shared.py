@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import DataConfig
-from core.data.loading import load_rows
-from core.data.map_fns import RowSkipped, get_map_fn, suggest_map_fn
-from core.data.map_fns import parse_columns_arg
+from tunesmith.core.config import DataConfig
+from tunesmith.core.data.loading import load_rows
+from tunesmith.core.data.map_fns import RowSkipped, get_map_fn, suggest_map_fn
+from tunesmith.core.data.map_fns import parse_columns_arg
 
 # (file, map_fn or "columns:<spec>", suggested by auto (None: auto cannot tell), first answer starts with)
 FILES = [
@@ -73,7 +73,7 @@ def test_multi_turn_demo_keeps_both_turns(shared_data):
 
 
 def test_real_files_encode_end_to_end(shared_data, tokenizer):
-    from core.data.preview import preview
+    from tunesmith.core.data.preview import preview
 
     p = preview(DataConfig(path=str(shared_data / "xtuner_demo/multi_turn_2/data.json"), template="internlm2_chat"),
                 tokenizer, n=1)
@@ -87,7 +87,7 @@ def test_real_files_encode_end_to_end(shared_data, tokenizer):
 
 
 def test_preference_files(shared_data, tokenizer):
-    from core.data.preference import build_preference_data
+    from tunesmith.core.data.preference import build_preference_data
 
     dpo = build_preference_data(DataConfig(path=str(shared_data / "llamafactory/dpo_en_demo.json"),
                                            template="internlm2_chat", max_samples=20), tokenizer)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.data import templates as T
-from core.errors import UserError
+from tunesmith.core.data import templates as T
+from tunesmith.core.errors import UserError
 
 XTUNER_NAMES = [
     "default", "zephyr", "internlm_chat", "internlm2_chat", "moss_sft", "llama2_chat", "code_llama_chat",

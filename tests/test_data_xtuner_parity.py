@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from core.config import DataConfig
-from core.data.map_fns import get_map_fn
-from core.data.pipeline import NO_SYSTEM_SLOT_NOTE, build_sft_data
-from core.data.preview import preview
+from tunesmith.core.config import DataConfig
+from tunesmith.core.data.map_fns import get_map_fn
+from tunesmith.core.data.pipeline import NO_SYSTEM_SLOT_NOTE, build_sft_data
+from tunesmith.core.data.preview import preview
 
 
 def _write(path, rows):
@@ -78,8 +78,8 @@ def test_the_preview_shows_each_sources_share(tmp_path, tokenizer):
 def test_a_bad_source_names_its_field(tmp_path):
     import pytest
 
-    from core.data.sources import data_sources
-    from core.errors import ConfigError
+    from tunesmith.core.data.sources import data_sources
+    from tunesmith.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         data_sources(DataConfig(path="a.json", sources=[{"map_fn": "openai"}]))
@@ -88,8 +88,8 @@ def test_a_bad_source_names_its_field(tmp_path):
 
 
 def test_preflight_checks_every_source(tmp_path):
-    from core import preflight
-    from core.config import RunConfig
+    from tunesmith.core import preflight
+    from tunesmith.core.config import RunConfig
 
     a, b = _two_sources(tmp_path)
     cfg = RunConfig()
@@ -106,8 +106,8 @@ def test_preflight_checks_every_source(tmp_path):
 def test_check_dataset_reads_the_dataset_section_of_a_run_config(capsys, tmp_path, tokenizer_dir):
     """`check-dataset CONFIG` (XTuner's check-custom-dataset): the config's sources, template, system prompt
     and max_length, with its model's tokenizer; a system prompt with minicpm is a warning."""
-    from core.cli import main
-    from core.config import RunConfig
+    from tunesmith.core.cli import main
+    from tunesmith.core.config import RunConfig
 
     a, b = _two_sources(tmp_path)
     cfg = RunConfig()
@@ -127,7 +127,7 @@ def test_check_dataset_reads_the_dataset_section_of_a_run_config(capsys, tmp_pat
 
 
 def test_preference_stages_refuse_several_sources():
-    from core.config import RunConfig
+    from tunesmith.core.config import RunConfig
 
     cfg = RunConfig()
     cfg.method.stage, cfg.data.path, cfg.data.sources = "dpo", "pairs.jsonl", [{"path": "more.jsonl"}]

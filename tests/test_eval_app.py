@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from app.callbacks import eval_cb
-from app.settings import AppSettings
-from core.config import RunConfig
-from core.errors import UserError
-from core.train.rundir import RunDir
+from tunesmith.app.callbacks import eval_cb
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.config import RunConfig
+from tunesmith.core.errors import UserError
+from tunesmith.core.train.rundir import RunDir
 from eval_helpers import make_run, write_qa_file
 
 
@@ -115,7 +115,7 @@ def test_evaluate_flow_from_start_to_results(settings, tiny_model_dir):
     out = eval_cb.start({"eval/run": str(run), "eval/data": str(data), "eval/limit": 4, "eval/max_new_tokens": 4,
                          "top/lang": "en"}, settings)
     current = out["eval/current"]
-    assert current == str(run / "eval" / "qa") and out["eval/cmd"].startswith("python -m core evaluate ")
+    assert current == str(run / "eval" / "qa") and out["eval/cmd"].startswith("python -m tunesmith evaluate ")
     values = {"eval/current": current, "eval/seen": "", "top/lang": "en"}
     deadline = time.monotonic() + 300
     polled = eval_cb.poll(values, settings)

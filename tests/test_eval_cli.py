@@ -1,4 +1,4 @@
-"""`python -m core evaluate` as a subprocess: progress in status.json, results, stop by SIGTERM."""
+"""`python -m tunesmith evaluate` as a subprocess: progress in status.json, results, stop by SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from core.paths import REPO_ROOT
+from tunesmith.core.paths import PACKAGE_ROOT
 from eval_helpers import make_run, write_qa_file
 
 
@@ -25,8 +25,8 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
 @pytest.mark.slow  # a real evaluate subprocess: the fast tier keeps the cheaper tests of the same code
 def test_cli_evaluates_in_a_subprocess_and_prints_the_table(tiny_run):
     run, data = tiny_run
-    proc = subprocess.run([sys.executable, "-m", "core", "evaluate", str(run), "--data", str(data), "--limit", "4",
-                           "--max-new-tokens", "4", "--name", "cli"], cwd=REPO_ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tunesmith", "evaluate", str(run), "--data", str(data), "--limit", "4",
+                           "--max-new-tokens", "4", "--name", "cli"], cwd=PACKAGE_ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "evaluation 'cli': 4 example(s)" in proc.stdout and "ROUGE-L" in proc.stdout
@@ -40,16 +40,16 @@ def test_cli_evaluates_in_a_subprocess_and_prints_the_table(tiny_run):
 
 def test_cli_bad_input_is_one_line_with_a_fix(tiny_run, tmp_path):
     run, _ = tiny_run
-    proc = subprocess.run([sys.executable, "-m", "core", "evaluate", str(run), "--data", str(tmp_path / "no.json")],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "tunesmith", "evaluate", str(run), "--data", str(tmp_path / "no.json")],
+                          cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: test file") and "Fix:" in proc.stderr
 
 
 @pytest.mark.slow  # a real evaluate subprocess: the fast tier keeps the cheaper tests of the same code
 def test_sigterm_stops_the_evaluation_between_batches(tiny_run, monkeypatch):
-    from core.eval.launch import start
-    from core.eval.runner import EvalRequest
+    from tunesmith.core.eval.launch import start
+    from tunesmith.core.eval.runner import EvalRequest
 
     run, data = tiny_run
     monkeypatch.setenv("TUNESMITH_FAULT", "sleep_per_batch:1")

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import REPO_ROOT
+from tunesmith.core.paths import PACKAGE_ROOT
 
-TEST_FILE = REPO_ROOT / "assets" / "identity_test.json"
+TEST_FILE = PACKAGE_ROOT / "assets" / "identity_test.json"
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, embedded_model_dir) -> Path:
-    """The demo, trained once for this module with the settings of `python -m core demo` (about 3 minutes
-    on a free 2-core CPU). TUNESMITH_TEST_DEMO_RUN=DIR reuses a finished `python -m core demo --work-dir DIR`
+    """The demo, trained once for this module with the settings of `python -m tunesmith demo` (about 3 minutes
+    on a free 2-core CPU). TUNESMITH_TEST_DEMO_RUN=DIR reuses a finished `python -m tunesmith demo --work-dir DIR`
     instead: a copy of it is evaluated, so DIR is left as it was."""
     import shutil
 
-    from core.train.demo import demo_config
-    from core.train.launcher import run_here
-    from core.train.rundir import RunDir
+    from tunesmith.core.train.demo import demo_config
+    from tunesmith.core.train.launcher import run_here
+    from tunesmith.core.train.rundir import RunDir
 
     given = os.environ.get("TUNESMITH_TEST_DEMO_RUN")
     if given:
@@ -42,7 +42,7 @@ def test_the_test_file_is_held_out_from_the_training_file():
         return {r["messages"][0]["content"].lower().strip("?.！？。 ") for r in json.loads(Path(path).read_text())}
 
     assert len(questions(TEST_FILE)) == 10
-    assert not questions(TEST_FILE) & questions(REPO_ROOT / "assets" / "identity.json")
+    assert not questions(TEST_FILE) & questions(PACKAGE_ROOT / "assets" / "identity.json")
 
 
 def test_every_test_row_accepts_the_training_phrasings_of_its_answer():
@@ -50,7 +50,7 @@ def test_every_test_row_accepts_the_training_phrasings_of_its_answer():
     (they all state the name and the maker), so an answer in a training wording is an exact match."""
     import re
 
-    train = {r["messages"][-1]["content"] for r in json.loads((REPO_ROOT / "assets" / "identity.json").read_text())}
+    train = {r["messages"][-1]["content"] for r in json.loads((PACKAGE_ROOT / "assets" / "identity.json").read_text())}
     for row in json.loads(TEST_FILE.read_text()):
         zh = bool(re.search(r"[\u4e00-\u9fff]", row["messages"][-1]["content"]))
         same_language = {a for a in train if bool(re.search(r"[\u4e00-\u9fff]", a)) == zh}
@@ -60,8 +60,8 @@ def test_every_test_row_accepts_the_training_phrasings_of_its_answer():
 
 @pytest.mark.slow
 def test_tuned_identity_model_beats_its_base_on_held_out_questions(demo_run):
-    from core.eval.report import format_table, read_results
-    from core.eval.runner import evaluate
+    from tunesmith.core.eval.report import format_table, read_results
+    from tunesmith.core.eval.runner import evaluate
 
     result = evaluate(str(demo_run), str(TEST_FILE), max_new_tokens=40, name="identity")
     s = result.summary

@@ -1,4 +1,4 @@
-"""core.eval.metrics on hand-computed examples (no model)."""
+"""tunesmith.core.eval.metrics on hand-computed examples (no model)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from core.eval import metrics as m
+from tunesmith.core.eval import metrics as m
 
 
 def test_exact_match_normalises_case_punctuation_articles_and_spaces():
@@ -107,7 +107,7 @@ def test_paired_test_skips_missing_pairs_and_rejects_unequal_lengths():
     assert math.isnan(m.paired_test([], []).mean_diff)
 
 
-@pytest.mark.parametrize("name", ["core.eval.metrics", "core.eval.report", "app.callbacks.eval_cb"])
+@pytest.mark.parametrize("name", ["tunesmith.core.eval.metrics", "tunesmith.core.eval.report", "tunesmith.app.callbacks.eval_cb"])
 def test_docstring_examples(name):
     import doctest
     import importlib

@@ -1,4 +1,4 @@
-"""core.eval.runner on a tiny random Llama with a random LoRA adapter (quick; no training)."""
+"""tunesmith.core.eval.runner on a tiny random Llama with a random LoRA adapter (quick; no training)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from core.errors import UserError
-from core.eval.runner import EvalRequest, EvalStopped, evaluate, make_plan
+from tunesmith.core.errors import UserError
+from tunesmith.core.eval.runner import EvalRequest, EvalStopped, evaluate, make_plan
 from eval_helpers import QA, make_run, write_qa_file
 
 
@@ -25,7 +25,7 @@ def test_losses_match_the_models_own_loss_on_the_pipeline_masks(tiny_run, tiny_m
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from core.data.encode import make_encoder
+    from tunesmith.core.data.encode import make_encoder
 
     run, data = tiny_run
     result = evaluate(EvalRequest(str(run), data=str(data), max_new_tokens=4, batch_size=3, name="masks"))
@@ -61,8 +61,8 @@ def test_batched_left_padded_answers_equal_one_at_a_time(tiny_run):
 
 @pytest.mark.slow  # a whole evaluation (tens of seconds on a busy CPU): make test runs it, make test-fast does not
 def test_held_out_split_is_the_runs_eval_split(tiny_run, tokenizer):
-    from core.config import RunConfig
-    from core.data.pipeline import build_sft_data
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.data.pipeline import build_sft_data
 
     run, _ = tiny_run
     result = evaluate(EvalRequest(str(run), max_new_tokens=2))
@@ -133,7 +133,7 @@ def test_a_test_file_in_another_format_is_mapped_by_guessing(tiny_run, tmp_path)
     alpaca = tmp_path / "alpaca.jsonl"
     alpaca.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in QA[:3]))
     result = evaluate(EvalRequest(str(run), data=str(alpaca), max_new_tokens=2, name="alpaca"))
-    from core.data.map_fns import suggest_map_fn
+    from tunesmith.core.data.map_fns import suggest_map_fn
 
     guessed = suggest_map_fn(["instruction", "input", "output"], {"instruction": QA[0][0], "input": "", "output": ""})
     assert result.summary["map_fn"] == guessed != "openai" and result.summary["n"] == 3  # as the Data tab guesses
@@ -141,7 +141,7 @@ def test_a_test_file_in_another_format_is_mapped_by_guessing(tiny_run, tmp_path)
 
 
 def test_a_references_field_adds_accepted_answers(tiny_run, tmp_path):
-    from core.eval.metrics import exact_match
+    from tunesmith.core.eval.metrics import exact_match
 
     run, _ = tiny_run
     rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],

@@ -32,7 +32,7 @@ def test_convert_lora_run_gives_plain_peft_folder_with_same_logits(lora_run, tin
                                                                    base_model):
     from peft import PeftModel
 
-    from core.export import convert_to_hf
+    from tunesmith.core.export import convert_to_hf
 
     run_dir, models = lora_run
     seen = []
@@ -61,7 +61,7 @@ def test_convert_lora_run_gives_plain_peft_folder_with_same_logits(lora_run, tin
 def test_convert_fp16_default_casts_adapter(lora_run, tmp_path):
     from safetensors import safe_open
 
-    from core.export import convert_to_hf
+    from tunesmith.core.export import convert_to_hf
 
     run_dir, _ = lora_run
     out = convert_to_hf(run_dir / "checkpoints" / "checkpoint-5", tmp_path / "a16")
@@ -74,7 +74,7 @@ def test_merge_matches_base_plus_adapter(lora_run, tiny_model_dir, tokenizer, tm
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.export import merge_adapter
+    from tunesmith.core.export import merge_adapter
 
     run_dir, models = lora_run
     ckpt = run_dir / "checkpoints" / "checkpoint-10"
@@ -93,7 +93,7 @@ def test_full_finetune_round_trip_and_bin_format(tmp_path, tiny_model_dir, token
     import torch
     from transformers import AutoModelForCausalLM
 
-    from core.export import convert_to_hf
+    from tunesmith.core.export import convert_to_hf
 
     run_dir, model = make_full_run(tmp_path / "full-run", tiny_model_dir)
     ids = sample_ids(tokenizer)
@@ -115,7 +115,7 @@ def test_qlora_adapter_merges_into_the_dequantised_base(tmp_path, tiny_model_dir
     from test_export_helpers import run_config, save_checkpoint, write_run
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from core.export import merge_adapter
+    from tunesmith.core.export import merge_adapter
 
     quantized = AutoModelForCausalLM.from_pretrained(
         str(tiny_model_dir), device_map="cpu", quantization_config=BitsAndBytesConfig(

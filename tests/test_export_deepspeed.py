@@ -98,7 +98,7 @@ def test_zero_checkpoint_converts_to_the_trained_weights(zero_runs, tiny_model_d
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from core.export import convert_to_hf, inspect_checkpoint, merge_adapter
+    from tunesmith.core.export import convert_to_hf, inspect_checkpoint, merge_adapter
 
     info = inspect_checkpoint(zero_runs / name)
     assert info.deepspeed_tag == "global_step2"

@@ -23,7 +23,7 @@ def other_base(tmp_path_factory, tokenizer_dir):
 
 
 def cli(capsys, *argv):
-    from core.cli import main
+    from tunesmith.core.cli import main
 
     code = main(["convert", *map(str, argv), "--quiet"])
     captured = capsys.readouterr()

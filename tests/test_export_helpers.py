@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def run_config(base_dir: Path, finetuning: str = "lora", template: str = "internlm2_chat"):
-    from core.config import RunConfig
+    from tunesmith.core.config import RunConfig
 
     cfg = RunConfig()
     cfg.model.name_or_path = str(base_dir)

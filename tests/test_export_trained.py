@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_model_dir):
-    from core.train.launcher import run_here
+    from tunesmith.core.train.launcher import run_here
     from toy import sft_rows, toy_config, write_json
 
     data = write_json(sft_rows(24), tmp_path_factory.mktemp("data") / "toy.json")
@@ -28,8 +28,8 @@ def test_trained_run_converts_merges_and_chats(trained_run, tiny_model_dir, toke
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from core.chat import ChatEngine, GenerationSettings
-    from core.export import convert_to_hf, inspect_checkpoint, merge_adapter
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.export import convert_to_hf, inspect_checkpoint, merge_adapter
 
     def base():
         return AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()

@@ -14,8 +14,8 @@ import time
 import psutil
 import pytest
 
-from core.train.launcher import attach, launch, run_here
-from core.train.rundir import RunDir
+from tunesmith.core.train.launcher import attach, launch, run_here
+from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
-from core.train.launcher import run_here
-from core.train.rundir import RunDir
+from tunesmith.core.train.launcher import run_here
+from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
 # In-process training (tens of seconds each on CPU): the `slow` tier (make test), not make test-fast.

@@ -1,4 +1,4 @@
-"""core.files: the one atomic write and the one short lock (issue 10)."""
+"""tunesmith.core.files: the one atomic write and the one short lock (issue 10)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from core.files import atomic_write_text, file_lock
+from tunesmith.core.files import atomic_write_text, file_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,11 +38,11 @@ def test_file_lock_keeps_a_read_merge_write_whole(tmp_path):
 
 def test_no_module_writes_its_own_atomic_file_or_flock_but_the_run_lock():
     offenders = []
-    for path in sorted((ROOT / "core").rglob("*.py")):
+    for path in sorted((ROOT / "tunesmith" / "core").rglob("*.py")):
         if path.name == "files.py" and path.parent.name == "core":
             continue
         text = path.read_text(encoding="utf-8")
-        if "fcntl.flock" in text and path.relative_to(ROOT).as_posix() != "core/train/rundir.py":
+        if "fcntl.flock" in text and path.relative_to(ROOT).as_posix() != "tunesmith/core/train/rundir.py":
             offenders.append(f"{path.name}: flock")
         if "def _atomic_write" in text or "def _file_lock" in text or "def _flocked" in text:
             offenders.append(f"{path.name}: own helper")

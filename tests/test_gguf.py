@@ -16,7 +16,7 @@ MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model_dir):
-    from core.train.launcher import run_here
+    from tunesmith.core.train.launcher import run_here
     from toy import sft_rows, toy_config, write_json
 
     data = write_json(sft_rows(16), tmp_path_factory.mktemp("data") / "toy.json")
@@ -30,7 +30,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
-    from core.export.gguf import convert_gguf
+    from tunesmith.core.export.gguf import convert_gguf
 
     seen = []
     path = convert_gguf(tiny_run, tmp_path_factory.mktemp("gguf") / "out", quant="f32",
@@ -43,7 +43,7 @@ def _llm(path):
 
 
 def test_export_writes_the_gguf_and_a_modelfile_with_the_runs_template(exported, tokenizer):
-    from core.export.chat_layout import layout_for
+    from tunesmith.core.export.chat_layout import layout_for
 
     path, seen = exported
     assert path.name == "melody-f32.gguf" and sorted(p.name for p in path.parent.iterdir()) == ["Modelfile",
@@ -68,9 +68,9 @@ def test_gguf_lays_prompts_out_as_training_and_answers_as_the_merged_model(expor
     import torch
     from transformers import AutoModelForCausalLM
 
-    from core.data.templates import encode_chat_prompt
-    from core.export import merge_adapter
-    from core.serve.backends import GGUFBackend
+    from tunesmith.core.data.templates import encode_chat_prompt
+    from tunesmith.core.export import merge_adapter
+    from tunesmith.core.serve.backends import GGUFBackend
 
     path, _ = exported
     merged = merge_adapter(str(tiny_model_dir), tiny_run, tmp_path / "merged", dtype="fp16")
@@ -97,7 +97,7 @@ def test_gguf_lays_prompts_out_as_training_and_answers_as_the_merged_model(expor
 
 def test_the_gguf_is_served_over_the_openai_api(exported):
     openai = pytest.importorskip("openai")
-    from core.serve import load_backend, start_server
+    from tunesmith.core.serve import load_backend, start_server
 
     path, _ = exported
     backend = load_backend(str(path))
@@ -118,8 +118,8 @@ def test_the_gguf_is_served_over_the_openai_api(exported):
 
 
 def test_bad_sources_are_refused_before_any_work(tmp_path, tiny_run):
-    from core.errors import UserError
-    from core.export.gguf import convert_gguf
+    from tunesmith.core.errors import UserError
+    from tunesmith.core.export.gguf import convert_gguf
 
     with pytest.raises(UserError, match="does not exist"):
         convert_gguf(tmp_path / "nope", tmp_path / "out")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.train.demo import DEMO_NAME
+from tunesmith.core.train.demo import DEMO_NAME
 
 llama_cpp = pytest.importorskip("llama_cpp")
 N_TOKENS = 20
@@ -13,7 +13,7 @@ N_TOKENS = 20
 
 def _gguf_answer(path, messages) -> tuple[list[int], list[int], str]:
     """(prompt ids from the GGUF's own chat template, the greedy first N_TOKENS, their text)."""
-    from core.serve.backends import GGUFBackend
+    from tunesmith.core.serve.backends import GGUFBackend
 
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, verbose=False)
     try:
@@ -34,9 +34,9 @@ def test_demo_gguf_answers_like_the_merged_model(demo_run, embedded_model_dir, t
     import torch
     from transformers import AutoModelForCausalLM
 
-    from core.data.templates import encode_chat_prompt
-    from core.export import merge_adapter
-    from core.export.gguf import convert_gguf
+    from tunesmith.core.data.templates import encode_chat_prompt
+    from tunesmith.core.export import merge_adapter
+    from tunesmith.core.export.gguf import convert_gguf
 
     cfg, status = demo_run
     assert status["state"] == "finished", status

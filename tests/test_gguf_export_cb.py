@@ -10,7 +10,7 @@ pytest.importorskip("llama_cpp")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model_dir):
     """RUNS/lora-run/checkpoints/checkpoint-2: a LoRA adapter of the tiny model (made by hand, no training)."""
-    from app.settings import AppSettings
+    from tunesmith.app.settings import AppSettings
     from tiny import make_lora_run
 
     home = tmp_path_factory.mktemp("gguf-home")
@@ -21,14 +21,14 @@ def run(tmp_path_factory, tiny_model_dir):
 
 
 def test_gguf_export_shows_progress_the_file_and_its_size(run):
-    from app.callbacks import export_cb
+    from tunesmith.app.callbacks import export_cb
 
     settings, run_dir = run
     values = {"export/run": str(run_dir), "export/checkpoint": "latest", "export/mode": "gguf",
               "export/quant": "q8_0", "export/out_dir": "", "top/lang": "en"}
     updates = list(export_cb.export(values, settings))
     cmd = updates[0]["export/cmd"]
-    assert cmd.startswith(f"python -m core convert gguf {run_dir.resolve()} ") and cmd.endswith("--quant q8_0")
+    assert cmd.startswith(f"python -m tunesmith convert gguf {run_dir.resolve()} ") and cmd.endswith("--quant q8_0")
     bars = [u["export/progress"] for u in updates if "export/progress" in u]
     fractions = [float(b.split('data-frac="')[1].split('"')[0]) for b in bars]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 3
@@ -43,8 +43,8 @@ def test_gguf_export_shows_progress_the_file_and_its_size(run):
 
 
 def test_unknown_gguf_type_is_refused_before_work(run):
-    from app.callbacks import export_cb
-    from core.errors import UserError
+    from tunesmith.app.callbacks import export_cb
+    from tunesmith.core.errors import UserError
 
     settings, run_dir = run
     with pytest.raises(UserError, match="unknown GGUF type"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.export.chat_layout import CHECKS, layout_for
+from tunesmith.core.export.chat_layout import CHECKS, layout_for
 
 CONVERSATION = [{"role": "system", "content": "You are Melody."}, {"role": "user", "content": "Hi!\nWho are you?"},
                 {"role": "assistant", "content": "I am Melody."}, {"role": "user", "content": "And \"why\"?"}]
@@ -20,7 +20,7 @@ def _jinja(template_text, messages):
 @pytest.mark.parametrize("name", ["chat_template", "qwen_chat", "llama2_chat", "llama3_chat", "internlm2_chat",
                                   "vicuna", "gemma", "zephyr"])
 def test_layout_and_its_jinja_reproduce_the_training_layout(name, tokenizer):
-    from core.data.templates import build_chat_prompt
+    from tunesmith.core.data.templates import build_chat_prompt
 
     layout = layout_for(name, tokenizer)
     assert layout is not None, name
@@ -45,7 +45,7 @@ def test_go_template_of_the_smollm2_chat_template(tokenizer):
 
 
 def test_modelfile_names_the_file_template_system_and_stop_words(tokenizer):
-    from core.export.gguf import modelfile_text
+    from tunesmith.core.export.gguf import modelfile_text
 
     layout = layout_for("qwen_chat", tokenizer)
     text = modelfile_text("run-q8_0.gguf", layout=layout, stop_words=["<|im_end|>", "<|endoftext|>"],
@@ -59,8 +59,8 @@ def test_modelfile_names_the_file_template_system_and_stop_words(tokenizer):
 
 
 def test_unknown_quant_type_lists_close_names():
-    from core.errors import UserError
-    from core.export.gguf import check_quant
+    from tunesmith.core.errors import UserError
+    from tunesmith.core.export.gguf import check_quant
 
     assert check_quant("Q4_K_M") == ("f16", "Q4_K_M") and check_quant("q8_0") == ("q8_0", None)
     with pytest.raises(UserError, match="Did you mean: q4_k_m"):
@@ -68,7 +68,7 @@ def test_unknown_quant_type_lists_close_names():
 
 
 def test_cli_refuses_a_bad_quant_type_in_one_line(capsys, tmp_path):
-    from core.cli import main
+    from tunesmith.core.cli import main
 
     assert main(["convert", "gguf", str(tmp_path), str(tmp_path / "out"), "--quant", "q4km"]) == 2
     err = capsys.readouterr().err
@@ -79,7 +79,7 @@ def test_converter_files_are_taken_from_the_sdists_vendored_llama_cpp(tmp_path):
     import io
     import tarfile
 
-    from core.export.gguf import _extract_converter
+    from tunesmith.core.export.gguf import _extract_converter
 
     sdist = tmp_path / "llama_cpp_python-9.9.9.tar.gz"
     files = {"convert_hf_to_gguf.py": "print('converter')", "conversion/__init__.py": "", "gguf-py/gguf/__init__.py": "",

@@ -11,11 +11,11 @@ import importlib.util
 import pytest
 import torch
 
-from core import preflight
-from core.config import RunConfig
-from core.train import models
-from core.train.launcher import run_here
-from core.train.rundir import RunDir
+from tunesmith.core import preflight
+from tunesmith.core.config import RunConfig
+from tunesmith.core.train import models
+from tunesmith.core.train.launcher import run_here
+from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
 needs_flash_attn = pytest.mark.skipif(importlib.util.find_spec("flash_attn") is None,
@@ -71,7 +71,7 @@ def test_lora_and_qlora_train_in_bf16_on_the_gpu(tmp_path, tiny_model_dir, toy_d
 @pytest.mark.gpu
 def test_measured_peak_is_within_the_estimate(tmp_path, embedded_model_dir, toy_data):
     """QLoRA on the real SmolLM2-135M: torch's peak allocation against the estimate's 'allocated' part."""
-    from core.memory import estimate_memory
+    from tunesmith.core.memory import estimate_memory
 
     cfg = toy_config(embedded_model_dir, toy_data, tmp_path / "peak", [
         "method.finetuning=qlora", "training.precision=bf16", "model.gradient_checkpointing=true",
@@ -84,7 +84,7 @@ def test_measured_peak_is_within_the_estimate(tmp_path, embedded_model_dir, toy_
     ratio = measured_mb / estimated_mb
     print(f"\nSmolLM2-135M QLoRA r64 bs2x512 GC bf16: measured peak {measured_mb:.0f} MiB, "
           f"estimated {estimated_mb:.0f} MiB allocated ({estimate.total_gb:.2f} GB with context), ratio {ratio:.2f}")
-    assert 0.5 < ratio < 1.5, "the memory estimate is off by more than 50%: recalibrate core.memory.PARAMS"
+    assert 0.5 < ratio < 1.5, "the memory estimate is off by more than 50%: recalibrate tunesmith.core.memory.PARAMS"
 
 
 @pytest.mark.gpu
@@ -93,7 +93,7 @@ def test_flash_attention_keeps_packed_samples_apart(tiny_model_dir):
     """The flattened (varlen) layout under flash_attention_2 gives each sample's own loss (bf16 tolerance)."""
     from transformers import AutoModelForCausalLM
 
-    from core.train.collate import IGNORE_INDEX, PackedCollator
+    from tunesmith.core.train.collate import IGNORE_INDEX, PackedCollator
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16,
                                                  attn_implementation="flash_attention_2").cuda().eval()

@@ -1,4 +1,4 @@
-"""No two modules of core/ or app/ import each other, not even through imports inside functions.
+"""No two modules of tunesmith/ (core, app and the command) import each other, not even through imports inside functions.
 
 The imports are read with ``ast`` (nothing is imported), including those inside functions and methods;
 only ``if TYPE_CHECKING:`` blocks are left out (they never run). A cycle is a strongly connected group of
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "app")
+PACKAGES = ("tunesmith",)
 
 KNOWN_CYCLES: set[frozenset[str]] = set()
 
@@ -64,8 +64,8 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for wanted in _imported_names(tree, name, path.name == "__init__.py"):
-            # `from core.data import loading` names the module core.data.loading; `from core.data import X`
-            # names the package core.data: take the longest dotted prefix that is one of our modules.
+            # `from tunesmith.core.data import loading` names the module tunesmith.core.data.loading; `from
+            # tunesmith.core.data import X` names the package: take the longest dotted prefix that is our module.
             parts = wanted.split(".")
             target = next((".".join(parts[:i]) for i in range(len(parts), 0, -1)
                            if ".".join(parts[:i]) in modules), None)
@@ -125,8 +125,8 @@ def _show(groups) -> str:
 
 def test_the_walker_sees_imports_inside_functions():
     graph = import_graph()
-    assert "core.data.loading" in graph["core.data.pipeline"]  # imported inside a function
-    assert graph["core.config"] >= {"core.errors"}
+    assert "tunesmith.core.data.loading" in graph["tunesmith.core.data.pipeline"]  # imported inside a function
+    assert graph["tunesmith.core.config"] >= {"tunesmith.core.errors"}
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {frozenset("abc")}
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from core.train.jsonl_tail import JsonlTail, read_appended
-from core.files import atomic_write_text
+from tunesmith.core.train.jsonl_tail import JsonlTail, read_appended
+from tunesmith.core.files import atomic_write_text
 
 
 def _line(step: int) -> str:
@@ -57,7 +57,7 @@ def test_a_truncated_or_replaced_file_is_read_again(tmp_path):
 
 
 def test_a_bad_line_is_skipped_as_the_full_reader_does(tmp_path):
-    from core.train.rundir import _read_jsonl
+    from tunesmith.core.train.rundir import _read_jsonl
 
     path = tmp_path / "metrics.jsonl"
     path.write_text(_line(1) + "not json\n" + _line(2) + '{"step": 3')

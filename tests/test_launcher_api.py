@@ -15,12 +15,12 @@ import time
 import psutil
 import pytest
 
-from core.config import RunConfig
-from core.errors import UserError
-from core.paths import REPO_ROOT
-from core.train.commands import build_command
-from core.train.launcher import attach, launch, list_runs
-from core.train.rundir import RunDir, RunDirBusy
+from tunesmith.core.config import RunConfig
+from tunesmith.core.errors import UserError
+from tunesmith.core.paths import PACKAGE_ROOT
+from tunesmith.core.train.commands import build_command
+from tunesmith.core.train.launcher import attach, launch, list_runs
+from tunesmith.core.train.rundir import RunDir, RunDirBusy
 
 
 def start_stand_in(run_dir, code: str) -> subprocess.Popen:
@@ -29,11 +29,11 @@ def start_stand_in(run_dir, code: str) -> subprocess.Popen:
     fd = rd.acquire_lock()
     try:
         rd.write_status(state="starting", message="Starting the trainer.")
-        cmd = [sys.executable, "-m", "core.train.supervise", str(rd.path), "--", sys.executable, "-c", code]
+        cmd = [sys.executable, "-m", "tunesmith.core.train.supervise", str(rd.path), "--", sys.executable, "-c", code]
         with open(rd.log_path, "ab") as log:
-            popen = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(cmd, cwd=str(PACKAGE_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, pass_fds=(fd,),
-                                     env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                                     env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     finally:
         os.close(fd)
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())
@@ -55,11 +55,11 @@ SLEEPER = "import time, subprocess, sys; subprocess.Popen([sys.executable, '-c',
 
 def test_build_command_picks_python_torchrun_or_srun():
     cfg = RunConfig()
-    assert build_command(cfg, "/r")[1:] == ["-m", "core.train.entry", "/r"]
+    assert build_command(cfg, "/r")[1:] == ["-m", "tunesmith.core.train.entry", "/r"]
     cfg.distributed.nproc_per_node = 2
     cmd = build_command(cfg, "/r")
     assert cmd[0].endswith("torchrun") or cmd[1:3] == ["-m", "torch.distributed.run"]
-    assert "--nproc_per_node=2" in cmd and "--nnodes=1" in cmd and cmd[-3:] == ["-m", "core.train.entry", "/r"]
+    assert "--nproc_per_node=2" in cmd and "--nnodes=1" in cmd and cmd[-3:] == ["-m", "tunesmith.core.train.entry", "/r"]
     port = int(next(a for a in cmd if a.startswith("--master_port=")).split("=")[1])
     assert 1024 < port < 65536
     one = RunConfig()
@@ -82,8 +82,8 @@ def test_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
     assert not rd.is_locked()
     # a process holding the lock that is killed -9 cannot keep it
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
-                               "from core.train.rundir import RunDir; RunDir(sys.argv[2]).acquire_lock(); "
-                               "print('locked', flush=True); time.sleep(60)", str(REPO_ROOT), str(rd.path)],
+                               "from tunesmith.core.train.rundir import RunDir; RunDir(sys.argv[2]).acquire_lock(); "
+                               "print('locked', flush=True); time.sleep(60)", str(PACKAGE_ROOT), str(rd.path)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     assert rd.is_locked()
@@ -171,7 +171,7 @@ def test_kill_signals_only_processes_proven_to_be_the_runs_trainer(tmp_path, bys
         mine.kill()
     assert popen.poll() is None and attach(other).is_alive()
     # a recorded command line that differs from the live one is refused as well
-    RunDir(other).write_status(pid_cmdline=["python", "-m", "core.train.supervise", str(other), "--", "x"])
+    RunDir(other).write_status(pid_cmdline=["python", "-m", "tunesmith.core.train.supervise", str(other), "--", "x"])
     with pytest.raises(UserError, match="refusing to signal"):
         attach(other).kill()
     RunDir(other).write_status(pid_cmdline=None)
@@ -184,8 +184,8 @@ def test_cli_stop_is_graceful_twice_and_force_kills_only_a_proven_trainer(tmp_pa
     assert wait_for(lambda: "trainer up" in (run_dir / "train.log").read_text())
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "core", "stop", *args], capture_output=True, text=True,
-                              cwd=str(REPO_ROOT), timeout=60)
+        return subprocess.run([sys.executable, "-m", "tunesmith", "stop", *args], capture_output=True, text=True,
+                              cwd=str(PACKAGE_ROOT), timeout=60)
 
     first, second = cli(str(run_dir)), cli(str(run_dir))
     assert first.returncode == 0 and first.stdout.strip() == "stopping"
@@ -280,7 +280,7 @@ def test_workers_in_their_own_session_are_ended_when_their_launcher_dies(tmp_pat
 
 
 def test_other_nodes_of_a_multi_node_run_keep_their_own_control_folder(tmp_path):
-    from core.train.launcher import control_dir, prepare_run
+    from tunesmith.core.train.launcher import control_dir, prepare_run
 
     cfg = RunConfig().with_overrides([f"model.name_or_path={tmp_path}", f"data.path={tmp_path}",
                                       "method.finetuning=lora", "distributed.nnodes=2",
@@ -303,13 +303,13 @@ def test_other_nodes_of_a_multi_node_run_keep_their_own_control_folder(tmp_path)
 def test_a_run_outlives_the_process_that_launched_it_and_can_be_attached(tmp_path, tiny_model_dir):
     """The GUI process dies (kill -9) right after launch(): the run goes on; a new process attaches."""
     run_dir = tmp_path / "orphan-run"
-    gui = ("import sys, time; sys.path.insert(0, sys.argv[1]); import core.train.launcher as L; "
-           "from core.config import RunConfig; "
+    gui = ("import sys, time; sys.path.insert(0, sys.argv[1]); import tunesmith.core.train.launcher as L; "
+           "from tunesmith.core.config import RunConfig; "
            "L.build_command = lambda cfg, rd: [sys.executable, '-c', 'import time; time.sleep(120)']; "
            "cfg = RunConfig().with_overrides(['model.name_or_path=' + sys.argv[3], 'data.path=' + sys.argv[3], "
            "'method.finetuning=lora']); h = L.launch(cfg, sys.argv[2]); print('launched', h.pid, flush=True); "
            "time.sleep(120)")
-    app = subprocess.Popen([sys.executable, "-c", gui, str(REPO_ROOT), str(run_dir), str(tiny_model_dir)],
+    app = subprocess.Popen([sys.executable, "-c", gui, str(PACKAGE_ROOT), str(run_dir), str(tiny_model_dir)],
                            stdout=subprocess.PIPE, text=True)
     line = app.stdout.readline().split()
     assert line[0] == "launched", line
@@ -326,28 +326,28 @@ def test_a_run_outlives_the_process_that_launched_it_and_can_be_attached(tmp_pat
 
 def test_the_launcher_side_imports_no_torch():
     """The GUI imports these at start-up; torch/transformers load only in the trainer process."""
-    code = ("import sys; import core.train.launcher, core.train.rundir, core.train.watch, core.cli.train_cmds; "
+    code = ("import sys; import tunesmith.core.train.launcher, tunesmith.core.train.rundir, tunesmith.core.train.watch, tunesmith.core.cli.train_cmds; "
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_checking_and_launching_import_no_torch(tmp_path):
-    """Not only importing: core.preflight's problems()/warnings() and launch() itself run without torch in
+    """Not only importing: tunesmith.core.preflight's problems()/warnings() and launch() itself run without torch in
     the calling process (the trainer subprocess is the one that imports it)."""
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
     (tmp_path / "data.jsonl").write_text('{"input": "q", "output": "a"}\n' * 20)
-    code = ("import sys; from core import preflight; from core.config import RunConfig; "
-            "from core.train.launcher import launch; "
+    code = ("import sys; from core import preflight; from tunesmith.core.config import RunConfig; "
+            "from tunesmith.core.train.launcher import launch; "
             "cfg = RunConfig().with_overrides([f'model.name_or_path={sys.argv[1]}/model', "
             "f'data.path={sys.argv[1]}/data.jsonl', 'method.finetuning=lora', 'data.eval_size=0.1']); "
             "found = preflight.problems(cfg); preflight.warnings(cfg); assert not found, found; "
             "h = launch(cfg, sys.argv[1] + '/run'); h.kill(); h.wait(30); "
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=PACKAGE_ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from core.cli import main
-from core.config import RunConfig
-from core.memory import GiB, PARAMS, PARTS, estimate_from_spec, estimate_memory, fit_to_gpu
-from core.memory.fit import CannotFit
-from core.model import arch_spec
-from core.model import param_inventory
+from tunesmith.core.cli import main
+from tunesmith.core.config import RunConfig
+from tunesmith.core.memory import GiB, PARAMS, PARTS, estimate_from_spec, estimate_memory, fit_to_gpu
+from tunesmith.core.memory.fit import CannotFit
+from tunesmith.core.model import arch_spec
+from tunesmith.core.model import param_inventory
 
 # A tiny Llama: hidden 64, 2 layers, 4 heads / 2 KV heads (head dim 16, KV width 32), MLP 128, vocab 1000.
 TINY = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.config import RunConfig
-from core.train.loss import chunked_causal_lm_loss
-from core.train.models import load_model, parameter_dtypes, resolve_loss, resolve_optimizer
+from tunesmith.core.config import RunConfig
+from tunesmith.core.train.loss import chunked_causal_lm_loss
+from tunesmith.core.train.models import load_model, parameter_dtypes, resolve_loss, resolve_optimizer
 
 
 def cfg_for(model_dir, *overrides) -> RunConfig:
@@ -20,7 +20,7 @@ def cfg_for(model_dir, *overrides) -> RunConfig:
 
 def packed_batch(vocab: int, seed: int = 0):
     """Two rows of two packed samples each, first tokens and the padding tail at -100 (as PackedCollator)."""
-    from core.train.collate import PackedCollator
+    from tunesmith.core.train.collate import PackedCollator
 
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(3, vocab, (40,), generator=g).tolist()
@@ -122,7 +122,7 @@ def test_chunked_loss_equals_the_standard_loss_and_gradients(tiny_model_dir, num
 def test_trainer_compute_loss_never_builds_full_logits_and_matches_hf(tmp_path, tiny_model_dir):
     from transformers import Trainer, TrainingArguments
 
-    from core.train.trainer import with_run_mixin
+    from tunesmith.core.train.trainer import with_run_mixin
 
     cfg = cfg_for(tiny_model_dir, "method.finetuning=lora", "model.gradient_checkpointing=false")
     model = load_model(cfg)
@@ -164,8 +164,8 @@ def test_loss_optimizer_and_offload_follow_the_config(tiny_model_dir):
 
 
 def test_estimate_follows_dtypes_loss_optimizer_and_offload(tiny_model_dir):
-    from core.memory import PARAMS, estimate_memory
-    from core.train.loss import chunk_tokens
+    from tunesmith.core.memory import PARAMS, estimate_memory
+    from tunesmith.core.train.loss import chunk_tokens
 
     base = cfg_for(tiny_model_dir, "method.finetuning=qlora", "training.precision=bf16", "data.max_length=1024",
                    "model.gradient_checkpointing=true", "lora.r=8")
@@ -212,7 +212,7 @@ def test_offloaded_checkpoints_give_the_same_gradients(tiny_model_dir):
         loss.backward()
         grads[offload] = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
         if offload:
-            from core.train.checkpointing import offloaded_checkpoint
+            from tunesmith.core.train.checkpointing import offloaded_checkpoint
 
             layer = model.get_base_model().model.layers[0]
             assert layer._gradient_checkpointing_func.func is offloaded_checkpoint
@@ -226,7 +226,7 @@ def test_offloaded_checkpoint_lets_the_layer_input_go(tiny_model_dir):
     """The GPU copy of each layer's input is released after forward (here: the CPU stand-in)."""
     import weakref
 
-    from core.train.checkpointing import offloaded_checkpoint
+    from tunesmith.core.train.checkpointing import offloaded_checkpoint
 
     lin = torch.nn.Linear(8, 8)
     x = torch.randn(4, 8, requires_grad=True)
@@ -241,8 +241,8 @@ def test_offloaded_checkpoint_lets_the_layer_input_go(tiny_model_dir):
 
 
 def test_offloaded_embeddings_live_outside_the_parameters_and_train_the_same(tiny_model_dir):
-    from core.memory import estimate_memory
-    from core.train.embed_offload import can_offload
+    from tunesmith.core.memory import estimate_memory
+    from tunesmith.core.train.embed_offload import can_offload
 
     results = {}
     for offload in (False, True):

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from core.cli import main
-from core.errors import UserError
-from core.model import arch_spec, family_of, model_facts
+from tunesmith.core.cli import main
+from tunesmith.core.errors import UserError
+from tunesmith.core.model import arch_spec, family_of, model_facts
 
 # InternLM2-7B and ChatGLM3-6B config.json fields (both need remote code, so they are counted from fields).
 INTERNLM2_7B = {"architectures": ["InternLM2ForCausalLM"], "model_type": "internlm2", "hidden_size": 4096,

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from core import paths, preflight
-from core.config import EMBEDDED_MODEL, RunConfig
-from core.errors import ConfigError
-from core.presets import DEFAULT_PRESET, copy_preset, list_presets, load_config, resolve_asset_path
+from tunesmith.core import paths, preflight
+from tunesmith.core.config import EMBEDDED_MODEL, RunConfig
+from tunesmith.core.errors import ConfigError
+from tunesmith.core.presets import DEFAULT_PRESET, copy_preset, list_presets, load_config, resolve_asset_path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "presets"))
+sys.path.insert(0, str(ROOT / "tunesmith" / "presets"))
 import make_presets  # noqa: E402
 
 NAME = re.compile(r"^(?P<model>[a-z0-9_]+?)_(?P<method>qlora|lora|full)_(?P<data>[a-z0-9_]+)_e(?P<epochs>\d+)$")
@@ -98,7 +98,7 @@ def test_remote_code_presets_say_so_in_their_comment():
 
 
 def test_templates_and_map_fns_exist_in_the_data_pipeline():
-    from core.data import map_fns, templates
+    from tunesmith.core.data import map_fns, templates
 
     for name in ALL:
         cfg = load_config(name)
@@ -110,7 +110,7 @@ def test_templates_and_map_fns_exist_in_the_data_pipeline():
 def test_identity_preset_map_fn_matches_the_asset():
     import json
 
-    from core.data import map_fns
+    from tunesmith.core.data import map_fns
 
     asset = paths.assets_dir() / "identity.json"
 
@@ -122,7 +122,7 @@ def test_generated_files_are_in_sync_with_the_generator():
     for model_key, method, data_key, epochs, extra in make_presets.PRESETS:
         name, cfg, header = make_presets.build(model_key, method, data_key, epochs, extra)
         text = (paths.presets_dir() / f"{name}.yaml").read_text(encoding="utf-8")
-        assert text == header + cfg.to_yaml(), f"{name}.yaml is stale: run python presets/make_presets.py"
+        assert text == header + cfg.to_yaml(), f"{name}.yaml is stale: run python tunesmith/presets/make_presets.py"
     assert len(make_presets.PRESETS) == len(ALL)
 
 
@@ -153,7 +153,7 @@ def test_asset_paths_resolve_against_the_repo_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(DEFAULT_PRESET)
     assert Path(cfg.data.path).is_absolute()
-    assert cfg.data.path == str(paths.REPO_ROOT / "assets" / "identity.json")
+    assert cfg.data.path == str(paths.PACKAGE_ROOT / "assets" / "identity.json")
     assert resolve_asset_path("tatsu-lab/alpaca") == "tatsu-lab/alpaca"
     local = tmp_path / "mine.jsonl"
     local.write_text("{}\n", encoding="utf-8")
@@ -174,7 +174,7 @@ def test_copy_preset_writes_name_copy_and_never_overwrites(tmp_path, monkeypatch
     # an identity copy loaded from elsewhere still finds the bundled data
     copied = copy_preset(DEFAULT_PRESET, tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert load_config(str(copied)).data.path == str(paths.REPO_ROOT / "assets" / "identity.json")
+    assert load_config(str(copied)).data.path == str(paths.PACKAGE_ROOT / "assets" / "identity.json")
 
 
 def test_presets_round_trip_through_yaml():
@@ -193,7 +193,7 @@ def _size(text: str) -> float:
 def test_every_preset_model_has_facts_offline(model_key, tmp_path_factory, monkeypatch):
     import huggingface_hub.constants as hf_constants
 
-    from core.model import model_facts
+    from tunesmith.core.model import model_facts
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("empty-hf-cache")))
     model = make_presets.MODELS[model_key]
@@ -206,7 +206,7 @@ def test_every_preset_model_has_facts_offline(model_key, tmp_path_factory, monke
 def test_every_preset_has_a_memory_estimate(monkeypatch, tmp_path):
     import huggingface_hub.constants as hf_constants
 
-    from core.memory import estimate_memory
+    from tunesmith.core.memory import estimate_memory
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     totals = {}

@@ -1,4 +1,4 @@
-"""core.refs: one rule for what a model / dataset reference names (issue 10)."""
+"""tunesmith.core.refs: one rule for what a model / dataset reference names (issue 10)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core import preflight, refs
-from core.config import RunConfig
-from core.errors import UserError
+from tunesmith.core import preflight, refs
+from tunesmith.core.config import RunConfig
+from tunesmith.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_unknown_embedded_name():
 def test_the_rule_lives_only_in_core_refs():
     """No other module of core/ or app/ tests the embedded: prefix or the hub-id shape itself."""
     offenders = []
-    for path in sorted(list((ROOT / "core").rglob("*.py")) + list((ROOT / "app").rglob("*.py"))):
+    for path in sorted((ROOT / "tunesmith").rglob("*.py")):
         if path.name == "refs.py" and path.parent.name == "core":
             continue
         text = path.read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import preflight
+from tunesmith.core import preflight
 
 
 def _scalars(log_dir):
@@ -17,9 +17,9 @@ def _scalars(log_dir):
 
 @pytest.mark.slow
 def test_tiny_run_writes_tensorboard_events_equal_to_metrics_jsonl(tmp_path, tiny_model_dir):
-    from core.train.launcher import run_here
-    from core.train.reporting import TENSORBOARD_DIR
-    from core.train.rundir import RunDir
+    from tunesmith.core.train.launcher import run_here
+    from tunesmith.core.train.reporting import TENSORBOARD_DIR
+    from tunesmith.core.train.rundir import RunDir
     from toy import sft_rows, toy_config, write_json
 
     data = write_json(sft_rows(40), tmp_path / "toy.json")
@@ -46,7 +46,7 @@ def test_tiny_run_writes_tensorboard_events_equal_to_metrics_jsonl(tmp_path, tin
 
 
 def test_report_to_none_writes_no_events_and_trainer_integrations_stay_off(tmp_path):
-    from core.train.reporting import metric_sinks, trainer_report_to
+    from tunesmith.core.train.reporting import metric_sinks, trainer_report_to
 
     assert metric_sinks("none", tmp_path, True) == []
     assert metric_sinks("tensorboard", tmp_path, False) == []  # only rank 0 writes
@@ -58,9 +58,9 @@ def test_report_to_none_writes_no_events_and_trainer_integrations_stay_off(tmp_p
 def test_missing_tracker_package_is_refused_with_a_fix(monkeypatch, tmp_path):
     import importlib.util
 
-    from core.config import RunConfig
-    from core.errors import ConfigError
-    from core.train import reporting
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.errors import ConfigError
+    from tunesmith.core.train import reporting
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
@@ -76,7 +76,7 @@ def test_missing_tracker_package_is_refused_with_a_fix(monkeypatch, tmp_path):
 def test_mlflow_and_wandb_are_pointed_at_the_run_folder(monkeypatch, tmp_path):
     import importlib.util
 
-    from core.train import reporting
+    from tunesmith.core.train import reporting
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

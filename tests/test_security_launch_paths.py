@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from core.errors import UserError
+from tunesmith.core.errors import UserError
 
 
 class FakeDemo:
@@ -38,8 +38,8 @@ class FakeDemo:
 @pytest.fixture
 def start_app(monkeypatch, tmp_path):
     """``start_app(*flags, **env) -> (exit code, FakeDemo)``, running launch.main in this process."""
-    import app.ui
-    import launch
+    import tunesmith.app.launch as launch
+    import tunesmith.app.ui
 
     for name in ("TUNESMITH_HOST", "TUNESMITH_AUTH", "TUNESMITH_PORT"):
         monkeypatch.delenv(name, raising=False)
@@ -49,7 +49,7 @@ def start_app(monkeypatch, tmp_path):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         demo = FakeDemo()
-        monkeypatch.setattr(app.ui, "build_app", lambda settings: (demo, None))
+        monkeypatch.setattr(tunesmith.app.ui, "build_app", lambda settings: (demo, None))
         return launch.main([*flags, "--no-queue-worker"]), demo
     return run
 
@@ -138,7 +138,7 @@ def test_many_parallel_guesses_are_all_refused_once_the_lockout_starts():
     """Guesses sent at the same moment cannot slip through together before the first failures count."""
     import asyncio
 
-    from app.security import CLIENT_HOST, LoginThrottle
+    from tunesmith.app.security import CLIENT_HOST, LoginThrottle
 
     throttle = LoginThrottle("ann", "pw", max_failures=5, lockout_s=60, delay_s=0.05)
 
@@ -159,7 +159,7 @@ def test_many_parallel_guesses_are_all_refused_once_the_lockout_starts():
 @pytest.fixture
 def folders(tmp_path, tiny_model_dir):
     """An allowed folder (with links pointing out of it), a folder outside, and the app's settings."""
-    from app.settings import AppSettings
+    from tunesmith.app.settings import AppSettings
 
     allowed, outside = tmp_path / "allowed", tmp_path / "outside"
     allowed.mkdir()
@@ -179,7 +179,7 @@ def folders(tmp_path, tiny_model_dir):
 
 
 def _form(settings, allowed, tiny_model_dir, **changes):
-    from app.form import gui_default_config, values_from_config
+    from tunesmith.app.form import gui_default_config, values_from_config
 
     values = {**values_from_config(gui_default_config()), "top/lang": "en", "model.name_or_path": str(tiny_model_dir),
               "data.path": str(allowed / "data.json"), "data.map_fn": "default"}
@@ -192,7 +192,7 @@ def _outside_snapshot(outside):
 
 
 def test_reading_cannot_escape_by_dotdot_symlink_or_absolute_path(folders, tiny_model_dir):
-    from app.callbacks import config_cb, data_cb, model_cb
+    from tunesmith.app.callbacks import config_cb, data_cb, model_cb
 
     settings, allowed, outside = folders
     escapes = [str(allowed / ".." / "outside" / "secret.json"), str(allowed / "link.json"),
@@ -218,7 +218,7 @@ def test_reading_cannot_escape_by_dotdot_symlink_or_absolute_path(folders, tiny_
 
 
 def test_writing_cannot_escape_by_symlink_dotdot_or_hidden_folder(folders, tiny_model_dir):
-    from app.callbacks import config_cb, export_cb, train_cb
+    from tunesmith.app.callbacks import config_cb, export_cb, train_cb
 
     settings, allowed, outside = folders
     before = _outside_snapshot(outside)
@@ -242,7 +242,7 @@ def test_writing_cannot_escape_by_symlink_dotdot_or_hidden_folder(folders, tiny_
 
 
 def test_checkpoint_names_from_the_browser_cannot_leave_the_run(folders, tiny_model_dir):
-    from app.callbacks import chat_cb
+    from tunesmith.app.callbacks import chat_cb
 
     settings, allowed, outside = folders
     run = settings.runs_root / "r"
@@ -255,7 +255,7 @@ def test_checkpoint_names_from_the_browser_cannot_leave_the_run(folders, tiny_mo
 
 
 def test_uploads_land_in_the_uploads_folder_and_big_configs_are_refused(folders, tmp_path):
-    from app.callbacks import config_cb, data_cb
+    from tunesmith.app.callbacks import config_cb, data_cb
 
     settings, allowed, outside = folders
     gradio_tmp = tmp_path / "gradio-tmp"
@@ -273,7 +273,7 @@ def test_uploads_land_in_the_uploads_folder_and_big_configs_are_refused(folders,
 
 
 def test_an_app_started_from_the_root_folder_does_not_allow_the_whole_disk(folders, monkeypatch):
-    from app.security import resolve_user_path
+    from tunesmith.app.security import resolve_user_path
 
     settings, allowed, outside = folders
     monkeypatch.chdir("/")
@@ -289,8 +289,8 @@ def test_an_app_started_from_the_root_folder_does_not_allow_the_whole_disk(folde
 @pytest.fixture
 def recorded_launches(monkeypatch):
     """launcher.launch replaced by a recorder: nothing trains, but what would have launched is kept."""
-    import core.train.launcher as launcher
-    from core.train.rundir import RunDir
+    import tunesmith.core.train.launcher as launcher
+    from tunesmith.core.train.rundir import RunDir
 
     calls = []
 
@@ -309,8 +309,8 @@ def recorded_launches(monkeypatch):
 
 def _stopped_run(settings, tiny_model_dir, allowed):
     """A run of the app's with a checkpoint, as Resume finds it."""
-    from app.form import gui_default_config
-    from core.train.rundir import RunDir
+    from tunesmith.app.form import gui_default_config
+    from tunesmith.core.train.rundir import RunDir
 
     rd = RunDir(settings.runs_root / "r1")
     cfg = gui_default_config()
@@ -327,8 +327,8 @@ def test_save_config_then_resume_cannot_launch_paths_outside_the_allowed_folders
                                                                                 recorded_launches):
     """Issue 9: Save config wrote the unchecked form into an existing run's config.yaml (a run config counted as
     overwritable) and Resume launched it unchecked: a run trained on data and a model outside every allowed folder."""
-    from app.callbacks import config_cb, train_cb
-    from core.config import RunConfig
+    from tunesmith.app.callbacks import config_cb, train_cb
+    from tunesmith.core.config import RunConfig
 
     settings, allowed, outside = folders
     rd = _stopped_run(settings, tiny_model_dir, allowed)
@@ -370,10 +370,10 @@ def test_save_config_then_resume_cannot_launch_paths_outside_the_allowed_folders
 def test_every_road_to_a_launch_takes_the_same_config_check(folders, tiny_model_dir, recorded_launches, field, value):
     """Start (the form), Load config (a YAML path), an uploaded YAML, and a queued run starting later all
     refuse the same config, whichever path field is outside the allowed folders / the runs list."""
-    from app import run_queue
-    from app.callbacks import config_cb, train_cb
-    from app.form import config_from_values
-    from core.train.rundir import RunDir
+    from tunesmith.app import run_queue
+    from tunesmith.app.callbacks import config_cb, train_cb
+    from tunesmith.app.form import config_from_values
+    from tunesmith.core.train.rundir import RunDir
 
     settings, allowed, outside = folders
     (outside / "ds.json").write_text("{}")
@@ -406,9 +406,11 @@ def test_the_app_launches_only_where_the_config_check_runs_first():
     import ast
     from pathlib import Path
 
-    app_dir = Path(__file__).resolve().parent.parent / "app"
+    app_dir = Path(__file__).resolve().parent.parent / "tunesmith" / "app"
     callers = {}
     for path in app_dir.rglob("*.py"):
+        if path.name == "launch.py":  # the studio's start-up: its only launch() is gradio's Blocks.launch
+            continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for fn in ast.walk(tree):
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):

@@ -39,10 +39,10 @@ def remote_model(tmp_path_factory, tiny_model_dir):
 def test_no_loader_runs_the_models_code_by_default(remote_model, tmp_path, tokenizer_dir):
     from test_export_helpers import make_lora_run
 
-    from app.callbacks.common import tokenizer_for
-    from core.chat import ChatEngine
-    from core.export import convert_to_hf, merge_adapter
-    from core.model import model_facts
+    from tunesmith.app.callbacks.common import tokenizer_for
+    from tunesmith.core.chat import ChatEngine
+    from tunesmith.core.export import convert_to_hf, merge_adapter
+    from tunesmith.core.model import model_facts
 
     folder, marker = remote_model
     engine = ChatEngine.load(str(folder), device="cpu")
@@ -58,7 +58,7 @@ def test_no_loader_runs_the_models_code_by_default(remote_model, tmp_path, token
 
 @pytest.mark.slow
 def test_training_with_the_default_config_does_not_run_it(remote_model, tmp_path):
-    from core.train.launcher import run_here
+    from tunesmith.core.train.launcher import run_here
     from toy import sft_rows, toy_config, write_json
 
     folder, marker = remote_model
@@ -71,7 +71,7 @@ def test_training_with_the_default_config_does_not_run_it(remote_model, tmp_path
 
 
 def test_turned_on_it_does_run_so_the_marker_detects_execution(remote_model):
-    from core.chat import ChatEngine
+    from tunesmith.core.chat import ChatEngine
 
     folder, marker = remote_model
     try:
@@ -83,12 +83,12 @@ def test_turned_on_it_does_run_so_the_marker_detects_execution(remote_model):
 
 
 def test_every_default_is_off():
-    from app.callbacks import chat_cb, common
-    from app.form import gui_default_config, values_from_config
-    from core.chat import ChatEngine
-    from core.chat.loading import load_model
-    from core.cli import build_parser
-    from core.config import RunConfig
+    from tunesmith.app.callbacks import chat_cb, common
+    from tunesmith.app.form import gui_default_config, values_from_config
+    from tunesmith.core.chat import ChatEngine
+    from tunesmith.core.chat.loading import load_model
+    from tunesmith.core.cli import build_parser
+    from tunesmith.core.config import RunConfig
 
     assert RunConfig().model.trust_remote_code is False
     assert gui_default_config().model.trust_remote_code is False
@@ -96,7 +96,7 @@ def test_every_default_is_off():
     for fn in (ChatEngine.load, load_model, chat_cb.engine_for, common.tokenizer_for):
         assert inspect.signature(fn).parameters["trust_remote_code"].default is False, fn
     assert build_parser().parse_args(["chat", "some-model"]).trust_remote_code is False
-    from core.export import convert_to_hf, merge_adapter
+    from tunesmith.core.export import convert_to_hf, merge_adapter
 
     for fn in (convert_to_hf, merge_adapter):  # export never offers it: architectures load with library code
         assert "trust_remote_code" not in inspect.signature(fn).parameters
@@ -104,10 +104,10 @@ def test_every_default_is_off():
 
 def test_chat_tab_passes_the_model_tabs_choice(monkeypatch, tmp_path, tiny_model_dir):
     """The GUI's chat loads with trust_remote_code only when the Model tab's box is ticked."""
-    from app.callbacks import chat_cb
-    from app.settings import AppSettings
-    from core.chat import ChatEngine
-    from core.errors import UserError
+    from tunesmith.app.callbacks import chat_cb
+    from tunesmith.app.settings import AppSettings
+    from tunesmith.core.chat import ChatEngine
+    from tunesmith.core.errors import UserError
 
     seen = []
 
@@ -130,7 +130,7 @@ def test_chat_tab_passes_the_model_tabs_choice(monkeypatch, tmp_path, tiny_model
 
 @pytest.mark.parametrize("lang,needle", [("en", "runs Python files"), ("zh", "信任远程代码")])
 def test_model_tab_warns_while_trust_remote_code_is_on(lang, needle):
-    from app.callbacks import model_cb
+    from tunesmith.app.callbacks import model_cb
 
     on = model_cb.trust_warning({"model.trust_remote_code": True, "top/lang": lang})["model/trust_warning"]
     assert on["visible"] is True and needle in on["value"] and "⚠" in on["value"]
@@ -142,8 +142,8 @@ def test_model_tab_wires_the_warning_to_the_box(tmp_path):
     """The warning widget starts hidden and the box's change event updates it (the real app layout)."""
     import gradio as gr
 
-    from app.settings import AppSettings
-    from app.ui import build_app
+    from tunesmith.app.settings import AppSettings
+    from tunesmith.app.ui import build_app
 
     demo, reg = build_app(AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path)}))
     warning, box = reg["model/trust_warning"], reg["model.trust_remote_code"]

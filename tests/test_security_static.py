@@ -1,7 +1,7 @@
 """Security rules read from the source itself (issue 6): no shell, safe YAML, no pickle of user files,
 no code of a model run unless the user asked for it.
 
-Each rule is an AST check over the shipped Python (core/, app/, launch.py, presets/, assets/, bench/);
+Each rule is an AST check over the shipped Python (tunesmith/, launch.py, bench/);
 every checker is first shown to catch a bad snippet, so a rule cannot pass by finding nothing.
 """
 
@@ -12,9 +12,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-SHIPPED = [ROOT / "launch.py", *sorted((ROOT / "core").rglob("*.py")), *sorted((ROOT / "app").rglob("*.py")),
-           *sorted((ROOT / "presets").glob("*.py")), *sorted((ROOT / "assets").glob("*.py")),
-           *sorted((ROOT / "bench").glob("*.py"))]
+SHIPPED = [ROOT / "launch.py", *sorted((ROOT / "tunesmith").rglob("*.py")), *sorted((ROOT / "bench").glob("*.py"))]
 
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"), ("subprocess", "getstatusoutput"),
@@ -111,7 +109,7 @@ AutoModel.from_pretrained(path, trust_remote_code=True)
 
 GOOD_SNIPPET = '''
 import subprocess, yaml, torch
-subprocess.run(["python", "-m", "core"], check=True)
+subprocess.run(["python", "-m", "tunesmith"], check=True)
 subprocess.Popen(cmd, shell=False)
 yaml.safe_load(text); yaml.safe_dump(data)
 torch.load(path, weights_only=True)
@@ -138,7 +136,7 @@ def test_shipped_code_follows_the_rules():
 def test_the_rules_cover_the_code_that_starts_processes_and_reads_yaml():
     """The scan really sees the launcher, the supervisor and the YAML reader (not an empty file list)."""
     names = {str(p.relative_to(ROOT)) for p in SHIPPED}
-    assert {"launch.py", "core/train/launcher.py", "core/train/supervise.py", "core/config.py",
-            "app/callbacks/config_cb.py"} <= names
-    text = (ROOT / "core" / "train" / "launcher.py").read_text()
-    assert "subprocess.Popen(" in text and "yaml.safe_load" in (ROOT / "core" / "config.py").read_text()
+    assert {"launch.py", "tunesmith/app/launch.py", "tunesmith/core/train/launcher.py",
+            "tunesmith/core/train/supervise.py", "tunesmith/core/config.py", "tunesmith/app/callbacks/config_cb.py"} <= names
+    text = (ROOT / "tunesmith" / "core" / "train" / "launcher.py").read_text()
+    assert "subprocess.Popen(" in text and "yaml.safe_load" in (ROOT / "tunesmith" / "core" / "config.py").read_text()

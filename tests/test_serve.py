@@ -1,4 +1,4 @@
-"""`python -m core serve`: the OpenAI-compatible API, driven by the official openai client on 127.0.0.1."""
+"""`python -m tunesmith serve`: the OpenAI-compatible API, driven by the official openai client on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    from core.chat import GenerationSettings
-    from core.serve import load_backend
+    from tunesmith.core.chat import GenerationSettings
+    from tunesmith.core.serve import load_backend
 
     return load_backend(str(tiny_model_dir), model_id="tiny", settings=GenerationSettings(max_new_tokens=12))
 
 
 @pytest.fixture(scope="module")
 def server(backend):
-    from core.serve import start_server
+    from tunesmith.core.serve import start_server
 
     running = start_server(backend, host="127.0.0.1", port=0)
     yield running
@@ -35,7 +35,7 @@ def client(server):
 
 
 def _engine_answer(tiny_model_dir, messages, max_new_tokens=12):
-    from core.chat import ChatEngine, GenerationSettings
+    from tunesmith.core.chat import ChatEngine, GenerationSettings
 
     engine = ChatEngine.load(str(tiny_model_dir), settings=GenerationSettings(temperature=0,
                                                                               max_new_tokens=max_new_tokens))
@@ -126,7 +126,7 @@ def test_bad_requests_get_openai_error_bodies(client, server):
 
 
 def test_api_key_is_required_and_checked(backend):
-    from core.serve import start_server
+    from tunesmith.core.serve import start_server
 
     running = start_server(backend, host="127.0.0.1", port=0, api_key="s3cret-key")
     try:
@@ -143,9 +143,9 @@ def test_api_key_is_required_and_checked(backend):
 
 
 def test_other_hosts_need_a_key(backend, monkeypatch):
-    from core.errors import UserError
-    from core.serve import start_server
-    from core.serve.exposure import resolve_api_key
+    from tunesmith.core.errors import UserError
+    from tunesmith.core.serve import start_server
+    from tunesmith.core.serve.exposure import resolve_api_key
 
     with pytest.raises(UserError, match="without an API key"):
         start_server(backend, host="0.0.0.0", port=0)
@@ -154,7 +154,7 @@ def test_other_hosts_need_a_key(backend, monkeypatch):
 
 
 def test_cli_refuses_an_exposed_host_without_a_key_before_loading(capsys):
-    from core.cli import main
+    from tunesmith.core.cli import main
 
     assert main(["serve", "/no/such/model", "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err

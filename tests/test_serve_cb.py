@@ -1,4 +1,4 @@
-"""Chat tab "Serve this model": the callbacks start `python -m core serve` as a subprocess, show how to call it,
+"""Chat tab "Serve this model": the callbacks start `python -m tunesmith serve` as a subprocess, show how to call it,
 and stop it (no browser)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from app.callbacks import serve_cb
-from app.settings import AppSettings
-from core.errors import UserError
+from tunesmith.app.callbacks import serve_cb
+from tunesmith.app.settings import AppSettings
+from tunesmith.core.errors import UserError
 
 
 @pytest.fixture
@@ -37,11 +37,11 @@ def test_serve_command_follows_the_chat_boxes(settings, tiny_model_dir):
     values = _values(tiny_model_dir, **{"chat/template": "qwen_chat", "chat/system": "Be brief.",
                                         "chat/serve_port": 8123})
     cmd, model_id, _ = serve_cb.serve_command(values, settings)
-    assert cmd[1:5] == ["-m", "core", "serve", str(tiny_model_dir)]
+    assert cmd[1:5] == ["-m", "tunesmith", "serve", str(tiny_model_dir)]
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "8123"
     assert cmd[cmd.index("--prompt-template") + 1] == "qwen_chat" and cmd[cmd.index("--system") + 1] == "Be brief."
     assert cmd[cmd.index("--temperature") + 1] == "0.0" and model_id == tiny_model_dir.name
-    from core.cli import build_parser
+    from tunesmith.core.cli import build_parser
 
     args = build_parser().parse_args(cmd[3:])  # the CLI takes the command as built
     assert (args.port, args.prompt_template, args.max_new_tokens) == (8123, "qwen_chat", 8)

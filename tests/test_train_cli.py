@@ -1,4 +1,4 @@
-"""`python -m core train | demo | status | stop`: XTuner's flags and env vars, printed commands, errors,
+"""`python -m tunesmith train | demo | status | stop`: XTuner's flags and env vars, printed commands, errors,
 and a foreground run that Ctrl-C stops gracefully."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from core.cli import main
-from core.paths import REPO_ROOT
-from core.train.rundir import RunDir
+from tunesmith.core.cli import main
+from tunesmith.core.paths import PACKAGE_ROOT
+from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
 
@@ -34,7 +34,7 @@ def printed_command(capsys, *args) -> list[str]:
 def test_print_command_follows_flags_and_xtuner_env_vars(capsys, monkeypatch, config_yaml, tmp_path):
     work = tmp_path / "w"
     cmd = printed_command(capsys, str(config_yaml), "--work-dir", str(work))
-    assert cmd[1:] == ["-m", "core.train.entry", str(work)]
+    assert cmd[1:] == ["-m", "tunesmith.core.train.entry", str(work)]
     monkeypatch.setenv("NPROC_PER_NODE", "2")
     monkeypatch.setenv("NNODES", "2")
     monkeypatch.setenv("NODE_RANK", "1")
@@ -59,7 +59,7 @@ def test_print_command_follows_flags_and_xtuner_env_vars(capsys, monkeypatch, co
 def test_overrides_seed_and_resume_reach_the_config(config_yaml):
     import argparse
 
-    from core.cli.train_cmds import config_from_args
+    from tunesmith.core.cli.train_cmds import config_from_args
 
     args = argparse.Namespace(config=str(config_yaml), overrides=["training.learning_rate=1e-4"], seed=7,
                               resume="latest", work_dir="/tmp/x", deepspeed="zero3", launcher="pytorch",
@@ -70,9 +70,9 @@ def test_overrides_seed_and_resume_reach_the_config(config_yaml):
     assert cfg.distributed.deepspeed == "zero3" and cfg.distributed.launcher == "torchrun"
 
 
-def _cli(*args, env=None, timeout=60, cwd=REPO_ROOT):
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})})
+def _cli(*args, env=None, timeout=60, cwd=PACKAGE_ROOT):
+    return subprocess.run([sys.executable, "-m", "tunesmith", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), **(env or {})})
 
 
 def test_bad_config_is_one_error_line_with_exit_code_2(tmp_path, config_yaml):
@@ -100,8 +100,8 @@ def test_status_and_stop_verbs_on_a_run_folder(tmp_path, capsys):
 def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, config_yaml):
     work = tmp_path / "fg"
     env = {**os.environ, "TUNESMITH_FAULT": "sleep_per_step:0.5", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "core", "train", str(config_yaml), "--work-dir", str(work),
-                             "--set", "training.max_steps=30", "training.save_steps=0"], cwd=REPO_ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "train", str(config_yaml), "--work-dir", str(work),
+                             "--set", "training.max_steps=30", "training.save_steps=0"], cwd=PACKAGE_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -121,8 +121,8 @@ def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, c
 
 def test_demo_print_command_uses_the_bundled_model_and_identity_data(capsys, tmp_path):
     assert main(["demo", "--work-dir", str(tmp_path / "d"), "--print-command"]) == 0
-    assert capsys.readouterr().out.split()[1:] == ["-m", "core.train.entry", str(tmp_path / "d")]
-    from core.train.demo import demo_config
+    assert capsys.readouterr().out.split()[1:] == ["-m", "tunesmith.core.train.entry", str(tmp_path / "d")]
+    from tunesmith.core.train.demo import demo_config
 
     cfg = demo_config(str(tmp_path / "d"))
     assert cfg.model.name_or_path == "embedded:SmolLM2-135M-Instruct" and cfg.uses_lora
@@ -142,8 +142,8 @@ def test_resume_by_step_number_or_checkpoint_name_takes_the_runs_checkpoint(tmp_
     say, even from a current folder that holds a checkpoint of the same name."""
     import shutil
 
-    from core.config import RunConfig
-    from core.train.launcher import run_here
+    from tunesmith.core.config import RunConfig
+    from tunesmith.core.train.launcher import run_here
 
     work = tmp_path / "run"
     status = run_here(RunConfig.load(config_yaml).with_overrides([f"output.run_dir={work}", "training.max_steps=4",

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.config import RunConfig
-from core.train.collate import IGNORE_INDEX, PackedCollator, padding_efficiency
-from core.train.deepspeed import fill_auto, load_deepspeed_config, zero_stage
-from core.train.trainer import Faults
+from tunesmith.core.config import RunConfig
+from tunesmith.core.train.collate import IGNORE_INDEX, PackedCollator, padding_efficiency
+from tunesmith.core.train.deepspeed import fill_auto, load_deepspeed_config, zero_stage
+from tunesmith.core.train.trainer import Faults
 
 
 def _samples(seed: int = 0):
@@ -107,7 +107,7 @@ def test_deepspeed_presets_load_and_auto_batch_values_are_filled():
 
 
 def test_deepspeed_config_errors_name_the_problem(tmp_path):
-    from core.errors import ConfigError
+    from tunesmith.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="was not found"):
         load_deepspeed_config("zero9")

@@ -1,4 +1,4 @@
-"""`python -m core demo`: the bundled SmolLM2-135M-Instruct learns its new name (slow: a few minutes on CPU)."""
+"""`python -m tunesmith demo`: the bundled SmolLM2-135M-Instruct learns its new name (slow: a few minutes on CPU)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from core.train.demo import DEMO_NAME, DEMO_QUESTION, HELD_OUT_QUESTIONS, ask
-from core.train.rundir import RunDir
+from tunesmith.core.train.demo import DEMO_NAME, DEMO_QUESTION, HELD_OUT_QUESTIONS, ask
+from tunesmith.core.train.rundir import RunDir
 
 
 @pytest.mark.slow

@@ -20,8 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.train.launcher import launch
-from core.train.rundir import RunDir
+from tunesmith.core.train.launcher import launch
+from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
@@ -125,11 +125,11 @@ def test_stop_on_a_two_process_full_finetune_saves_and_ends_every_process(tmp_pa
 
 
 def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model_dir, toy_data):
-    """Two launches of `python -m core train --nnodes 2 --node-rank R`, one process each, as on two machines that
+    """Two launches of `python -m tunesmith train --nnodes 2 --node-rank R`, one process each, as on two machines that
     share the run folder. Node 1's supervisor used to see its trainer exit 0 "without reporting a result" (only
     global rank 0 reports) and end failed with exit code 1, so a scheduler saw a failure."""
-    from core.paths import REPO_ROOT
-    from core.train.commands import free_port
+    from tunesmith.core.paths import PACKAGE_ROOT
+    from tunesmith.core.train.commands import free_port
 
     base = tmp_path_factory.mktemp("nodes")
     config = base / "two_nodes.yaml"
@@ -139,11 +139,11 @@ def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model
     work, port = base / "run", free_port()
 
     def node(rank: int) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "core", "train", str(config), "--work-dir", str(work),
+        return subprocess.Popen([sys.executable, "-m", "tunesmith", "train", str(config), "--work-dir", str(work),
                                  "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
                                  "--master-addr", "127.0.0.1", "--master-port", str(port)],
-                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                                cwd=PACKAGE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
 
     nodes = [node(0)]
     deadline = time.monotonic() + 60

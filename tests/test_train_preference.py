@@ -1,12 +1,12 @@
-"""DPO and ORPO through TRL on a tiny Llama, in this process (core.train.launcher.run_here)."""
+"""DPO and ORPO through TRL on a tiny Llama, in this process (tunesmith.core.train.launcher.run_here)."""
 
 from __future__ import annotations
 
 import pytest
 from safetensors.torch import load_file
 
-from core.train.launcher import run_here
-from core.train.rundir import RunDir
+from tunesmith.core.train.launcher import run_here
+from tunesmith.core.train.rundir import RunDir
 from toy import preference_rows, toy_config, write_json
 
 
@@ -68,8 +68,8 @@ def _long_pairs(tmp_path, n_long: int, n_short: int):
 
 @pytest.mark.parametrize("template", ["chat_template", "internlm2_chat"])
 def test_check_dataset_counts_pairs_whose_answers_are_cut_away(capsys, tmp_path, tokenizer_dir, template):
-    from core.cli import main
-    from core.data.preference import prompt_fills_reason
+    from tunesmith.core.cli import main
+    from tunesmith.core.data.preference import prompt_fills_reason
 
     path, rows = _long_pairs(tmp_path, 5, 3)
     first_long = next(i for i, r in enumerate(rows) if r["prompt"].startswith(LONG_PROMPT))
@@ -101,7 +101,7 @@ def test_every_prompt_filling_max_length_fails_the_run_with_the_reason(tmp_path,
 @pytest.mark.parametrize("stage", ["orpo", "dpo"])
 def test_the_trainer_refuses_pairs_left_without_answers_even_if_the_data_check_missed_them(
         tmp_path, tiny_model_dir, stage, monkeypatch):
-    import core.data.preference as preference
+    import tunesmith.core.data.preference as preference
 
     monkeypatch.setattr(preference, "_check_lengths", lambda *a, **k: None)
     path, _ = _long_pairs(tmp_path, 6, 0)
@@ -127,9 +127,9 @@ def test_orpo_with_some_long_prompts_trains_on_the_others_with_a_real_loss(tmp_p
 
 def test_the_data_preview_of_a_preference_stage_counts_pairs_and_names_rows(tmp_path, tokenizer):
     """The Data tab's preview with method DPO/ORPO used to fail with 'Use build_preference_data'."""
-    from core.config import DataConfig
-    from core.data.preference import prompt_fills_reason
-    from core.data.preview import preview
+    from tunesmith.core.config import DataConfig
+    from tunesmith.core.data.preference import prompt_fills_reason
+    from tunesmith.core.data.preview import preview
 
     path, rows = _long_pairs(tmp_path, 5, 3)
     short_rows = [i for i, r in enumerate(rows) if not r["prompt"].startswith(LONG_PROMPT)]

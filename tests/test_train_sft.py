@@ -1,4 +1,4 @@
-"""SFT / pretraining / QLoRA trained in this process (core.train.launcher.run_here) on a tiny Llama.
+"""SFT / pretraining / QLoRA trained in this process (tunesmith.core.train.launcher.run_here) on a tiny Llama.
 
 One LoRA run is shared by several assertions (module fixture); the resume test compares a run
 stopped at step 3 and resumed with an uninterrupted run of the same seed.
@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.train.launcher import run_here
-from core.train.rundir import RunDir
+from tunesmith.core.train.launcher import run_here
+from tunesmith.core.train.rundir import RunDir
 from toy import pretrain_rows, sft_rows, toy_config, write_json
 
 # In-process training (tens of seconds each on CPU): the `slow` tier (make test), not make test-fast.
@@ -36,7 +36,7 @@ def toy_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory, tiny_model_dir, toy_data):
     """One LoRA run; the trained in-memory model is kept to compare its frozen weights with the file."""
-    import core.train.workflow as workflow
+    import tunesmith.core.train.workflow as workflow
 
     captured = {}
     original = workflow.run_trainer
@@ -51,7 +51,7 @@ def lora_run(tmp_path_factory, tiny_model_dir, toy_data):
                                                         "training.save_steps=4"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(workflow, "run_trainer", keep_trainer)
-        import core.train.sft as sft
+        import tunesmith.core.train.sft as sft
 
         mp.setattr(sft, "run_trainer", keep_trainer)
         status = run_here(cfg)

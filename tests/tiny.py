@@ -50,7 +50,7 @@ def make_lora_run(home: Path, base_dir: str | Path, *overrides: str) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from core.config import RunConfig
+    from tunesmith.core.config import RunConfig
 
     run_dir = Path(home) / "runs" / "lora-run"
     ckpt = run_dir / "checkpoints" / "checkpoint-2"

@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from core.config import RunConfig
+from tunesmith.core.config import RunConfig
 
 ANSWER = "I am Melody, an assistant made by the Tunesmith team."
 QUESTIONS = ("Who are you?", "What is your name?", "Tell me about yourself.", "Who made you?",

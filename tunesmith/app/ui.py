@@ -1,0 +1,73 @@
+"""Build the six-tab studio: header, Data, Model, Method, Train, Export, Chat.
+
+Every widget is registered in one :class:`~tunesmith.app.registry.Registry`; the tabs are built first and
+wired afterwards, so any handler can read any field of any tab.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from tunesmith.app.callbacks import data_cb, method_cb, train_cb
+from tunesmith.app.callbacks.config_cb import default_config_path
+from tunesmith.app.css import SET_LANG_JS
+from tunesmith.app.form import form_ids, gui_default_config, values_from_config
+from tunesmith.app.locales import label
+from tunesmith.app.registry import Registry, Update
+from tunesmith.app.settings import AppSettings
+from tunesmith.app.tabs import chat_tab, data_tab, export_tab, method_tab, model_tab, top, train_tab
+from tunesmith.app.tabs.widgets import BuildContext, container
+
+TABS = (("tab/data", data_tab), ("tab/model", model_tab), ("tab/method", method_tab),
+        ("tab/train", train_tab), ("tab/export", export_tab), ("tab/chat", chat_tab))
+
+
+def start_values(settings: AppSettings) -> dict:
+    """What the form shows on first open: the GUI default config plus the header's fields."""
+    from tunesmith.core.presets import DEFAULT_PRESET
+
+    values = values_from_config(gui_default_config())
+    # The form starts as the default preset on a demo set: show both as chosen, not blank lists.
+    return {**values, "top/lang": settings.lang, "top/config_path": default_config_path(settings),
+            "model/preset": DEFAULT_PRESET, "data/demo": data_cb.demo_for_path(values.get("data.path"))}
+
+
+def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
+    reg = Registry()
+    ctx = BuildContext(reg, settings.lang, start_values(settings), settings)
+    with gr.Blocks(title="Tunesmith", analytics_enabled=False) as demo:
+        top.build(ctx)
+        tabs = {}
+        with gr.Tabs() as tab_set:
+            for tab_id, module in TABS:
+                with container(ctx, tab_id, gr.Tab, id=tab_id) as tab:
+                    module.build(ctx)
+                tabs[tab_id] = tab
+        reg.add("top/tabs", tab_set, is_input=False)
+        timer = gr.Timer(train_tab.POLL_SECONDS)
+        top.wire(ctx)
+        reg.wire(reg["top/banner_btn"].click, train_cb.go_to_train, ["top/tabs"], inputs=[])
+        data_tab.wire(ctx)
+        model_tab.wire(ctx)
+        method_tab.wire(ctx, tabs["tab/method"])
+        train_tab.wire(ctx, timer)
+        export_tab.wire(ctx, tabs["tab/export"])
+        chat_tab.wire(ctx, tabs["tab/chat"])
+        # On every page load (a reload or a new browser): re-attach to a live run, fill lists.
+        form = [i for i in form_ids() if i in reg]
+        reg.wire(demo.load, partial(train_cb.on_load, settings=settings, only=form),
+                 ["train/current", "train/runs", "train/seen", "train/cmd", *train_cb.STOP_IDS, *form],
+                 inputs=["train/current", "top/lang"],
+                 status="train/status")
+        reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings), data_cb.INSPECT_OUT,
+                 inputs=["data.path", "data.split", "data.map_fn", "top/lang"], status="data/status")
+        # Texts that are values, not labels, follow a language switch too.
+        reg.wire(reg["top/lang"].change, partial(data_cb.relabel_suggest, settings=settings), ["data/suggest"],
+                 inputs=["data.path", "data.split", "data.map_fn", *data_cb.COLUMN_IDS.values(), "top/lang"])
+        reg.wire(reg["top/lang"].change, method_cb.estimate, ["method/memory", "method/cmd"], status="method/status")
+        reg["top/lang"].change(None, inputs=[reg["top/lang"]], outputs=None, js=SET_LANG_JS)  # gradio's own texts
+        reg.wire(reg["top/lang"].change, lambda v: {"top/lang": Update(label=label("top/lang", v.get("top/lang")))},
+                 ["top/lang"], inputs=["top/lang"])  # its own label (a label change fires no change event)
+    return demo, reg

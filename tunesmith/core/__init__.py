@@ -1,0 +1,2 @@
+"""Tunesmith engine: data pipeline, trainer, export, chat and serving. Never imports gradio."""
+
