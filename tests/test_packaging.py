@@ -8,6 +8,7 @@ downloading them again; the wheel itself is installed with ``--no-deps`` so only
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,9 +26,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools writes build/ and *.egg-info beside the sources it builds
+    src = tmp_path_factory.mktemp("src")
+    shutil.copytree(ROOT / "tunesmith", src / "tunesmith", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "requirements.txt"):
+        shutil.copy(ROOT / name, src / name)
     # no build isolation: setuptools is already here, and the build must not need the network
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=600)
+                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     wheels = list(out.glob("tunesmith-*.whl"))
     assert len(wheels) == 1, wheels
