@@ -225,7 +225,7 @@ def _stand_in(run_dir):
 
     import psutil
 
-    from tunesmith.core.paths import PACKAGE_ROOT
+    from tunesmith.core.paths import SOURCE_ROOT
 
     rd = RunDir(run_dir)
     fd = rd.acquire_lock()
@@ -234,9 +234,9 @@ def _stand_in(run_dir):
         cmd = [sys.executable, "-m", "tunesmith.core.train.supervise", str(rd.path), "--", sys.executable, "-c",
                "import time; print('trainer up', flush=True); time.sleep(120)"]
         with open(rd.log_path, "ab") as log:
-            popen = subprocess.Popen(cmd, cwd=str(PACKAGE_ROOT), stdout=log, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(cmd, cwd=str(SOURCE_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, pass_fds=(fd,),
-                                     env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+                                     env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
     finally:
         os.close(fd)
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())

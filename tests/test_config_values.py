@@ -19,7 +19,7 @@ from tunesmith.core import preflight
 from tunesmith.core.cli import main
 from tunesmith.core.config import RunConfig
 from tunesmith.core.errors import ConfigError
-from tunesmith.core.paths import PACKAGE_ROOT
+from tunesmith.core.paths import SOURCE_ROOT
 
 
 @pytest.fixture
@@ -116,11 +116,11 @@ def test_a_deepspeed_json_deepspeed_would_refuse_is_refused_before_launch(capsys
 
 def test_the_deepspeed_json_check_imports_neither_deepspeed_nor_torch(user):
     (user / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 7}}))
-    code = ("import sys; from core import preflight; from tunesmith.core.config import RunConfig; "
+    code = ("import sys; from tunesmith.core import preflight; from tunesmith.core.config import RunConfig; "
             "cfg = RunConfig.load(sys.argv[1]); cfg.distributed.deepspeed = sys.argv[2]; "
             "print([p.field for p in preflight.problems(cfg, check_env=False)]); "
             "print(sorted(m for m in ('torch', 'deepspeed', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(user / "good.yaml"), str(user / "ds.json")], cwd=PACKAGE_ROOT,
+    out = subprocess.run([sys.executable, "-c", code, str(user / "good.yaml"), str(user / "ds.json")], cwd=SOURCE_ROOT,
                          capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["['distributed.deepspeed']", "[]"]
     assert preflight.problems(RunConfig.load(user / "good.yaml").with_overrides(

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tunesmith.core.paths import PACKAGE_ROOT
+from tunesmith.core.paths import SOURCE_ROOT
 from eval_helpers import make_run, write_qa_file
 
 
@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
 def test_cli_evaluates_in_a_subprocess_and_prints_the_table(tiny_run):
     run, data = tiny_run
     proc = subprocess.run([sys.executable, "-m", "tunesmith", "evaluate", str(run), "--data", str(data), "--limit", "4",
-                           "--max-new-tokens", "4", "--name", "cli"], cwd=PACKAGE_ROOT, capture_output=True, text=True,
+                           "--max-new-tokens", "4", "--name", "cli"], cwd=SOURCE_ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "evaluation 'cli': 4 example(s)" in proc.stdout and "ROUGE-L" in proc.stdout
@@ -41,7 +41,7 @@ def test_cli_evaluates_in_a_subprocess_and_prints_the_table(tiny_run):
 def test_cli_bad_input_is_one_line_with_a_fix(tiny_run, tmp_path):
     run, _ = tiny_run
     proc = subprocess.run([sys.executable, "-m", "tunesmith", "evaluate", str(run), "--data", str(tmp_path / "no.json")],
-                          cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: test file") and "Fix:" in proc.stderr
 

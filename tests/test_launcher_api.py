@@ -17,7 +17,7 @@ import pytest
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.errors import UserError
-from tunesmith.core.paths import PACKAGE_ROOT
+from tunesmith.core.paths import SOURCE_ROOT
 from tunesmith.core.train.commands import build_command
 from tunesmith.core.train.launcher import attach, launch, list_runs
 from tunesmith.core.train.rundir import RunDir, RunDirBusy
@@ -31,9 +31,9 @@ def start_stand_in(run_dir, code: str) -> subprocess.Popen:
         rd.write_status(state="starting", message="Starting the trainer.")
         cmd = [sys.executable, "-m", "tunesmith.core.train.supervise", str(rd.path), "--", sys.executable, "-c", code]
         with open(rd.log_path, "ab") as log:
-            popen = subprocess.Popen(cmd, cwd=str(PACKAGE_ROOT), stdout=log, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(cmd, cwd=str(SOURCE_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, pass_fds=(fd,),
-                                     env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+                                     env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
     finally:
         os.close(fd)
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())
@@ -83,7 +83,7 @@ def test_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
     # a process holding the lock that is killed -9 cannot keep it
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
                                "from tunesmith.core.train.rundir import RunDir; RunDir(sys.argv[2]).acquire_lock(); "
-                               "print('locked', flush=True); time.sleep(60)", str(PACKAGE_ROOT), str(rd.path)],
+                               "print('locked', flush=True); time.sleep(60)", str(SOURCE_ROOT), str(rd.path)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     assert rd.is_locked()
@@ -185,7 +185,7 @@ def test_cli_stop_is_graceful_twice_and_force_kills_only_a_proven_trainer(tmp_pa
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "tunesmith", "stop", *args], capture_output=True, text=True,
-                              cwd=str(PACKAGE_ROOT), timeout=60)
+                              cwd=str(SOURCE_ROOT), timeout=60)
 
     first, second = cli(str(run_dir)), cli(str(run_dir))
     assert first.returncode == 0 and first.stdout.strip() == "stopping"
@@ -309,7 +309,7 @@ def test_a_run_outlives_the_process_that_launched_it_and_can_be_attached(tmp_pat
            "cfg = RunConfig().with_overrides(['model.name_or_path=' + sys.argv[3], 'data.path=' + sys.argv[3], "
            "'method.finetuning=lora']); h = L.launch(cfg, sys.argv[2]); print('launched', h.pid, flush=True); "
            "time.sleep(120)")
-    app = subprocess.Popen([sys.executable, "-c", gui, str(PACKAGE_ROOT), str(run_dir), str(tiny_model_dir)],
+    app = subprocess.Popen([sys.executable, "-c", gui, str(SOURCE_ROOT), str(run_dir), str(tiny_model_dir)],
                            stdout=subprocess.PIPE, text=True)
     line = app.stdout.readline().split()
     assert line[0] == "launched", line
@@ -329,7 +329,7 @@ def test_the_launcher_side_imports_no_torch():
     code = ("import sys; import tunesmith.core.train.launcher, tunesmith.core.train.rundir, tunesmith.core.train.watch, tunesmith.core.cli.train_cmds; "
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -339,7 +339,7 @@ def test_checking_and_launching_import_no_torch(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
     (tmp_path / "data.jsonl").write_text('{"input": "q", "output": "a"}\n' * 20)
-    code = ("import sys; from core import preflight; from tunesmith.core.config import RunConfig; "
+    code = ("import sys; from tunesmith.core import preflight; from tunesmith.core.config import RunConfig; "
             "from tunesmith.core.train.launcher import launch; "
             "cfg = RunConfig().with_overrides([f'model.name_or_path={sys.argv[1]}/model', "
             "f'data.path={sys.argv[1]}/data.jsonl', 'method.finetuning=lora', 'data.eval_size=0.1']); "
@@ -347,7 +347,31 @@ def test_checking_and_launching_import_no_torch(tmp_path):
             "h = launch(cfg, sys.argv[1] + '/run'); h.kill(); h.wait(30); "
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=PACKAGE_ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=SOURCE_ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_engine_owns_the_queued_state_and_stopping_takes_a_run_off_the_queue(tmp_path):
+    """A queued folder (config.yaml + the queued state) is listed as queued, never 'corrected' to failed
+    (no process belongs to it yet), and stop / stop --force / kill take it off the queue and signal nothing."""
+    rds = {}
+    for name in ("a", "b", "c"):
+        rd = RunDir(tmp_path / "runs" / name)
+        RunConfig().save(rd.config_path)
+        rd.mark_queued(after="other-run")
+        rds[name] = rd
+    assert attach(rds["a"].path).status()["state"] == "queued"
+    assert {r["name"]: (r["state"], r["message"]) for r in list_runs(tmp_path / "runs")} == {
+        n: ("queued", "Waiting for other-run to end.") for n in rds}
+
+    assert attach(rds["a"].path).stop() == "dequeued"
+    assert attach(rds["b"].path).kill() == []
+    cli = subprocess.run([sys.executable, "-m", "tunesmith", "stop", "--force", str(rds["c"].path)],
+                         capture_output=True, text=True, cwd=str(SOURCE_ROOT), timeout=60)
+    assert cli.returncode == 0 and cli.stdout.strip() == "dequeued", cli.stderr
+    for rd in rds.values():
+        status = rd.read_status()
+        assert (status["state"], status["message"]) == ("stopped", "Removed from the queue before it started.")
+    assert attach(rds["a"].path).stop() == "not running"  # a second Stop changes nothing

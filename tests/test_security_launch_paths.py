@@ -393,7 +393,7 @@ def test_every_road_to_a_launch_takes_the_same_config_check(folders, tiny_model_
         return  # a queued run always starts in its own folder, whatever its config says
     queued = RunDir(settings.runs_root / "q1")
     cfg.save(queued.config_path)
-    queued.write_status(**run_queue.queued_state())
+    queued.mark_queued()
     assert run_queue.tick(settings) is None
     status = queued.read_status()
     assert status["state"] == "failed" and message in status["message"]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tunesmith.core.cli import main
-from tunesmith.core.paths import PACKAGE_ROOT
+from tunesmith.core.paths import SOURCE_ROOT
 from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
@@ -70,9 +70,9 @@ def test_overrides_seed_and_resume_reach_the_config(config_yaml):
     assert cfg.distributed.deepspeed == "zero3" and cfg.distributed.launcher == "torchrun"
 
 
-def _cli(*args, env=None, timeout=60, cwd=PACKAGE_ROOT):
+def _cli(*args, env=None, timeout=60, cwd=SOURCE_ROOT):
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), **(env or {})})
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT), **(env or {})})
 
 
 def test_bad_config_is_one_error_line_with_exit_code_2(tmp_path, config_yaml):
@@ -101,7 +101,7 @@ def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, c
     work = tmp_path / "fg"
     env = {**os.environ, "TUNESMITH_FAULT": "sleep_per_step:0.5", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "train", str(config_yaml), "--work-dir", str(work),
-                             "--set", "training.max_steps=30", "training.save_steps=0"], cwd=PACKAGE_ROOT, env=env,
+                             "--set", "training.max_steps=30", "training.save_steps=0"], cwd=SOURCE_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)

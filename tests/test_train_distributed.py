@@ -128,7 +128,7 @@ def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model
     """Two launches of `python -m tunesmith train --nnodes 2 --node-rank R`, one process each, as on two machines that
     share the run folder. Node 1's supervisor used to see its trainer exit 0 "without reporting a result" (only
     global rank 0 reports) and end failed with exit code 1, so a scheduler saw a failure."""
-    from tunesmith.core.paths import PACKAGE_ROOT
+    from tunesmith.core.paths import SOURCE_ROOT
     from tunesmith.core.train.commands import free_port
 
     base = tmp_path_factory.mktemp("nodes")
@@ -142,8 +142,8 @@ def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model
         return subprocess.Popen([sys.executable, "-m", "tunesmith", "train", str(config), "--work-dir", str(work),
                                  "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
                                  "--master-addr", "127.0.0.1", "--master-port", str(port)],
-                                cwd=PACKAGE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+                                cwd=SOURCE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
 
     nodes = [node(0)]
     deadline = time.monotonic() + 60

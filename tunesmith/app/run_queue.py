@@ -1,33 +1,24 @@
-"""Runs waiting for the GPUs: queued run folders, started one at a time by a server-side thread.
+"""When queued runs start: the oldest, once nothing else is active, by a thread of the app process.
 
-A queued run is an ordinary run folder holding its ``config.yaml`` and a ``status.json`` whose
-state is ``queued`` (a GUI-only state; the engine never writes it). Because the queue lives on
-disk and is served by the app process (not the browser), closing the tab does not lose it, and
-a restarted app picks it up again.
-
->>> queued_state()["state"]
-'queued'
+A queued run is an ordinary run folder holding its ``config.yaml`` and the engine's ``queued`` state
+(:meth:`RunDir.mark_queued <tunesmith.core.train.rundir.RunDir.mark_queued>`; the engine's status,
+stop and kill know it: stopping a queued run takes it off the queue). This module only decides when
+one starts. Because the queue lives on disk and is served by the app process (not the browser),
+closing the tab does not lose it, and a restarted app picks it up again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 from tunesmith.app.settings import AppSettings
 from tunesmith.core.config import RunConfig
 from tunesmith.core.errors import UserError
-from tunesmith.core.train.rundir import ACTIVE_STATES, RunDir
+from tunesmith.core.train.rundir import ACTIVE_STATES, QUEUED, RunDir
 
 log = logging.getLogger("tunesmith.app")
-QUEUED = "queued"
-
-
-def queued_state(after: str = "") -> dict:
-    return {"state": QUEUED, "message": f"Waiting for {after} to end." if after else "Waiting for the GPUs.",
-            "queued_at": time.time()}
 
 
 def enqueue(cfg: RunConfig, run_dir: Path, after: str = "") -> Path:
@@ -36,7 +27,7 @@ def enqueue(cfg: RunConfig, run_dir: Path, after: str = "") -> Path:
     rd.path.mkdir(parents=True, exist_ok=True)
     cfg.output.run_dir = str(rd.path)
     cfg.save(rd.config_path)
-    rd.write_status(**queued_state(after))
+    rd.mark_queued(after)
     return rd.path
 
 
@@ -61,10 +52,6 @@ def queued_runs(runs_root: Path) -> list[Path]:
     """Queued run folders, oldest first."""
     found = [(s.get("queued_at") or 0, p) for p, s in _states(runs_root) if s.get("state") == QUEUED]
     return [p for _, p in sorted(found)]
-
-
-def cancel(run_dir: Path) -> None:
-    RunDir(run_dir).write_status(state="stopped", message="Removed from the queue before it started.")
 
 
 def tick(settings: AppSettings) -> Path | None:

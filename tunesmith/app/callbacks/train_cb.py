@@ -19,11 +19,12 @@ from tunesmith.app.plots import metric_frames, series_name, y_title
 from tunesmith.app.registry import Update, ok_html
 from tunesmith.app.render_train import (failure_html, fmt_seconds, log_html, phase_text, progress_html, run_choice, run_elapsed,
                               samples_html, useful_log_lines)
-from tunesmith.app.run_queue import QUEUED, active_runs, cancel, enqueue
+from tunesmith.app.run_queue import active_runs, enqueue
 from tunesmith.app.security import sanitize_filename
 from tunesmith.app.settings import AppSettings
 from tunesmith.core.config import RunConfig
 from tunesmith.core.errors import UserError
+from tunesmith.core.train.rundir import QUEUED
 
 CURRENT = "train/current"
 SEEN = "train/seen"
@@ -216,15 +217,11 @@ def stop(values: dict, settings: AppSettings) -> dict:
     """Graceful stop (checkpoint, then exit). Pressing it again only says the stop is under way:
     a double-click must not throw away the work since the last checkpoint (that is Force stop)."""
     from tunesmith.core.train.launcher import attach
-    from tunesmith.core.train.rundir import RunDir
 
     run_dir = _current(values, settings)
-    if RunDir(run_dir).read_status().get("state") == QUEUED:
-        cancel(run_dir)
-        return {STATUS: ok_html(text("state_stopped", lang_of(values))), SEEN: ""}
     outcome = attach(run_dir).stop()
     key = {"stopping": "run_stopping", "already stopping": "run_already_stopping",
-           "not running": "run_not_running"}[outcome]
+           "not running": "run_not_running", "dequeued": "state_stopped"}[outcome]
     return {STATUS: ok_html(text(key, lang_of(values))), SEEN: "", "train/cmd": commands.stop_command(str(run_dir))}
 
 
@@ -236,10 +233,10 @@ def force_stop(values: dict, settings: AppSettings) -> dict:
 
     run_dir = _current(values, settings)
     lang = lang_of(values)
-    if RunDir(run_dir).read_status().get("state") == QUEUED:
-        cancel(run_dir)
-        return {STATUS: ok_html(text("state_stopped", lang)), SEEN: ""}
+    was_queued = RunDir(run_dir).read_status().get("state") == QUEUED
     killed = attach(run_dir).kill()
+    if was_queued:
+        return {STATUS: ok_html(text("state_stopped", lang)), SEEN: ""}
     message = text("run_force_stopped", lang, n=len(killed)) if killed else text("run_not_running", lang)
     return {STATUS: ok_html(message), SEEN: "", "train/cmd": commands.stop_command(str(run_dir), force=True)}
 
@@ -368,9 +365,7 @@ def poll(values: dict, settings: AppSettings) -> dict:
     if not current:
         return {**banner(values, settings), **stop_buttons(None)}
     rd = RunDir(check_run_folder(current, settings))  # status() may write status.json: runs only
-    status = rd.read_status()
-    if status.get("state") != QUEUED:
-        status = attach(rd.path).status()
+    status = attach(rd.path).status()
     rows = read_appended(rd.metrics_path)  # only the lines appended since the last tick are parsed
     samples = read_appended(rd.samples_path)
     log_scale = bool(values.get("train/log_scale"))

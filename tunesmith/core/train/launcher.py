@@ -26,7 +26,7 @@ from tunesmith.core.paths import SOURCE_ROOT, child_env
 from tunesmith.core.train import procs
 from tunesmith.core.train.commands import build_command, display
 from tunesmith.core.train.failures import explain_exit, relevant_lines
-from tunesmith.core.train.rundir import ACTIVE_STATES, TERMINAL_STATES, RunDir
+from tunesmith.core.train.rundir import ACTIVE_STATES, DEQUEUED_MESSAGE, QUEUED, TERMINAL_STATES, RunDir
 
 __all__ = ["build_command", "launch", "run_here", "attach", "RunHandle", "list_runs", "default_run_dir", "prepare_run"]
 
@@ -89,10 +89,13 @@ class RunHandle:
 
     # ---- control -----------------------------------------------------------------------------
     def stop(self) -> str:
-        """Ask for a graceful stop (checkpoint, then exit). Returns "stopping", "already stopping" or
-        "not running". Asking again never kills: a double-click must not lose the work since the last
+        """Ask for a graceful stop (checkpoint, then exit). Returns "stopping", "already stopping",
+        "not running" or "dequeued" (a queued run taken off the queue). Asking again never kills: a double-click must not lose the work since the last
         checkpoint; ending the run at once is :meth:`kill`, an explicit, separate action."""
         status = self.rd.read_status()
+        if status.get("state") == QUEUED:
+            self.rd.write_status(state="stopped", message=DEQUEUED_MESSAGE)
+            return "dequeued"
         if status.get("state") in TERMINAL_STATES or not self.is_alive():
             return "not running"
         if self.rd.request_stop():
@@ -105,6 +108,9 @@ class RunHandle:
         processes proven to be this run's (procs.verified_run_processes): the pid in status.json alone
         proves nothing. Raises UserError when the recorded pid is alive but is not this run's trainer."""
         status = self.rd.read_status()
+        if status.get("state") == QUEUED:  # nothing runs yet: nothing to kill, only the queue to leave
+            self.rd.write_status(state="stopped", message=DEQUEUED_MESSAGE)
+            return []
         leader, _others = procs.verified_run_processes(self.rd.path, status)
         if leader is None and procs.process_matches(status.get("pid"), None) and self.is_alive():
             raise UserError(f"refusing to signal pid {status.get('pid')}: it is not the trainer of {self.rd.path} "

@@ -29,6 +29,10 @@ from tunesmith.core.files import atomic_write_text, file_lock
 
 TERMINAL_STATES = ("finished", "stopped", "failed")
 ACTIVE_STATES = ("starting", "running", "stopping")
+# Written, with config.yaml, for a run that waits for the GPUs (the studio's queue decides when it starts);
+# no process belongs to it yet, so it is neither active nor ended. Stopping it takes it off the queue.
+QUEUED = "queued"
+DEQUEUED_MESSAGE = "Removed from the queue before it started."
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 CHECKPOINT_NAME_RE = re.compile(r"^(?:checkpoint-)?\d+$")  # what --resume N / checkpoint-N look like
 STAGING = ".staging"
@@ -83,6 +87,11 @@ class RunDir:
             status["updated_at"] = time.time()
             atomic_write_text(self.status_path, json.dumps(status, indent=1, default=str))
         return status
+
+    def mark_queued(self, after: str = "") -> dict:
+        """This folder's run waits to be launched (after ``after``, when named); see :data:`QUEUED`."""
+        return self.write_status(state=QUEUED, queued_at=time.time(), pid=None,
+                                 message=f"Waiting for {after} to end." if after else "Waiting for the GPUs.")
 
     # ---- metrics / samples ---------------------------------------------------------------
     def read_metrics(self, since_line: int = 0) -> list[dict]:
