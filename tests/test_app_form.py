@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.app.form import (COLUMN_IDS, DS_OFFLOAD_ID, config_fields, config_from_values, form_ids, gui_default_config,
-                      method_defaults, values_from_config)
+                                method_defaults, values_from_config)
 from tunesmith.core import preflight
 from tunesmith.core.config import EMBEDDED_MODEL, RunConfig
 from tunesmith.core.errors import ConfigError

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.app.security import (check_exposure, is_loopback, parse_auth, resolve_user_path, sanitize_filename,
-                          store_upload)
+                                    store_upload)
 from tunesmith.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import copy
 import pytest
 
 from tunesmith.core.data.encode import (IGNORE_INDEX, ChatTemplateEncoder, XTunerEncoder, batch_token_ids,
-                              conversation_to_messages, make_encoder)
+                                        conversation_to_messages, make_encoder)
 
 M = IGNORE_INDEX
 CONV = [{"system": "S", "input": "Hi", "output": "Hello!"}, {"input": "Bye", "output": "Ciao"}]

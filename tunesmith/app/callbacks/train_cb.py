@@ -18,7 +18,7 @@ from tunesmith.app.locales import text
 from tunesmith.app.plots import metric_frames, series_name, y_title
 from tunesmith.app.registry import Update, ok_html
 from tunesmith.app.render_train import (failure_html, fmt_seconds, log_html, phase_text, progress_html, run_choice, run_elapsed,
-                              samples_html, useful_log_lines)
+                                        samples_html, useful_log_lines)
 from tunesmith.app.run_queue import active_runs, enqueue
 from tunesmith.app.security import sanitize_filename
 from tunesmith.app.settings import AppSettings

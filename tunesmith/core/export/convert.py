@@ -17,7 +17,7 @@ from tunesmith.core.export.progress import Progress, ProgressFn
 from tunesmith.core.export.source import CheckpointInfo, inspect_checkpoint
 from tunesmith.core.export.staging import check_free_space, check_output_dir, staged_output
 from tunesmith.core.export.weights import (adapter_tensors, cast_floats, load_full_model, numel, safetensors_shapes,
-                                 save_model_folder, torch_dtype)
+                                           save_model_folder, torch_dtype)
 
 
 def parse_shard_size(text: str) -> int:

@@ -9,7 +9,7 @@ step by step until its estimate fits; it imports ``estimate``, never the other w
 from __future__ import annotations
 
 from tunesmith.core.memory.estimate import (GiB, PARAMS, PARTS, MemoryEstimate, MemoryParams, deepspeed_settings,
-                                  detect_gpu_gb, estimate_from_spec, estimate_memory, logits_bytes, replace_params)
+                                            detect_gpu_gb, estimate_from_spec, estimate_memory, logits_bytes, replace_params)
 from tunesmith.core.memory.fit import CannotFit, fit_to_gpu
 
 __all__ = ["GiB", "PARAMS", "PARTS", "CannotFit", "MemoryEstimate", "MemoryParams", "deepspeed_settings",

@@ -10,11 +10,11 @@ from tunesmith.core.data.map_fns.agent import msagent_react_map_fn
 from tunesmith.core.data.map_fns.base import MapFn
 from tunesmith.core.data.map_fns.columns import COLUMNS, build_columns_map_fn, suggest_columns
 from tunesmith.core.data.map_fns.formats import (alpaca_map_fn, alpaca_zh_map_fn, arxiv_map_fn, code_alpaca_map_fn,
-                                       colors_map_fn, crime_kg_assistant_map_fn, default_map_fn,
-                                       law_reference_map_fn, medical_map_fn, openorca_map_fn, pretrain_map_fn,
-                                       sql_map_fn, stack_exchange_map_fn, tiny_codes_map_fn)
+                                                 colors_map_fn, crime_kg_assistant_map_fn, default_map_fn,
+                                                 law_reference_map_fn, medical_map_fn, openorca_map_fn, pretrain_map_fn,
+                                                 sql_map_fn, stack_exchange_map_fn, tiny_codes_map_fn)
 from tunesmith.core.data.map_fns.messages import (llava_map_fn, oasst1_map_fn, openai_map_fn, sharegpt_map_fn,
-                                        standard_map_fn, wizardlm_map_fn)
+                                                  standard_map_fn, wizardlm_map_fn)
 from tunesmith.core.data.map_fns.suggest import suggest
 from tunesmith.core.errors import DataError, UserError, close_matches
 
