@@ -95,3 +95,38 @@ def test_stats_table_in_chinese():
                    "（首个：第 3 行）", "<td>token 总数</td><td>60</td>", "<td>行格式</td><td>openai</td>",
                    "<td>打包后的序列</td><td>2（90.0% 填满）</td>"):
         assert needle in html, needle
+
+
+def test_drop_reasons_are_shown_in_the_page_language():
+    reasons = {"empty answer": 2, "unknown role 'bot' in 'messages'": 1, "messages[0].content is a list, not text": 1,
+               "row could not be mapped (KeyError)": 1, "something the table does not know": 1}
+    stats = {"rows": 10, "kept": 4, "dropped": reasons, "drop_examples": {}, "lengths": [10]}
+    zh = stats_html(stats, "zh")
+    for needle in ("· 回答为空</td><td>2", "· &#x27;messages&#x27; 中有未知角色 &#x27;bot&#x27;</td>",
+                   "· messages[0].content 是 a list，不是文本", "· 这一行无法映射（KeyError）",
+                   "· something the table does not know"):  # an unknown reason stays as written, never hidden
+        assert needle in zh, (needle, zh)
+    assert "empty answer" not in zh and "· empty answer</td><td>2" in stats_html(stats, "en")
+
+
+def test_every_fixed_drop_reason_of_the_engine_has_a_translation():
+    """The plain-string reasons the data pipeline gives (RowSkipped("...") and the encoder's) are all known
+    to the GUI's translator, so a new one cannot slip into the Chinese page in English."""
+    import ast
+    from pathlib import Path
+
+    from tunesmith.app.engine_text import translate
+
+    found = set()
+    for path in (Path(__file__).resolve().parent.parent / "tunesmith" / "core" / "data").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "RowSkipped" and node.args:
+                arg = node.args[0]
+                values = [arg] if isinstance(arg, ast.Constant) else \
+                    [arg.body, arg.orelse] if isinstance(arg, ast.IfExp) else []
+                found |= {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+    found |= {"no supervised token left after truncation to max_length",
+              "no supervised token (every answer has loss turned off)"}
+    assert len(found) >= 15, found
+    untranslated = sorted(r for r in found if translate(r, "zh") == r)
+    assert not untranslated, untranslated

@@ -13,6 +13,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Iterable
 
+from tunesmith.app.engine_text import translate
+
 ROLE_NAMES = {"system": "system", "input": "user", "output": "assistant", "user": "user", "assistant": "assistant"}
 
 
@@ -85,7 +87,7 @@ def stats_html(stats: Any, lang: str = "en") -> str:
     if isinstance(dropped, dict):
         for reason, count in sorted(dropped.items(), key=lambda kv: -kv[1]):
             first = " " + text("stat_first_row", lang, row=examples[reason]) if reason in examples else ""
-            rows.append((f"&nbsp;&nbsp;· {escape(str(reason))}", f"{count}{first}"))
+            rows.append((f"&nbsp;&nbsp;· {escape(translate(str(reason), lang))}", f"{count}{first}"))
     for note, count in (_get(stats, "notes") or {}).items():
         rows.append((t("note", note=note), count))
     sources = _get(stats, "sources") or []
