@@ -95,6 +95,11 @@ def test_preview_highlights_trained_tokens(settings, tokenizer_dir):
     for word in ("rows", "kept", "dropped", "tokens", "truncated", "supervised"):
         assert f"<td>{word}" not in zh["data/stats"], word
     assert out["data/cmd"].startswith("python -m tunesmith check-dataset")
+    # switching the language afterwards redraws the same table (and the drop reason) from the kept stats
+    switched = data_cb.relabel_stats({data_cb.STATS: out[data_cb.STATS], "top/lang": "zh"})
+    assert "<td>行数</td><td>6</td>" in switched["data/stats"] and "回答为空" in switched["data/stats"]
+    assert (switched["data/hist"]["x_title"], switched["data/hist"]["y_title"]) == ("每行 token 数", "行数")
+    assert "empty answer" in out["data/stats"] and "<td>rows" not in switched["data/stats"]
 
 
 def test_preview_errors_are_readable(settings, tokenizer_dir):

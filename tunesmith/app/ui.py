@@ -67,6 +67,8 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
         reg.wire(reg["top/lang"].change, partial(data_cb.relabel_suggest, settings=settings), ["data/suggest"],
                  inputs=["data.path", "data.split", "data.map_fn", *data_cb.COLUMN_IDS.values(), "top/lang"])
         reg.wire(reg["top/lang"].change, method_cb.estimate, ["method/memory", "method/cmd"], status="method/status")
+        reg.wire(reg["top/lang"].change, data_cb.relabel_stats, ["data/stats", "data/hist"],
+                 inputs=[data_cb.STATS, "top/lang"])
         reg["top/lang"].change(None, inputs=[reg["top/lang"]], outputs=None, js=SET_LANG_JS)  # gradio's own texts
         reg.wire(reg["top/lang"].change, lambda v: {"top/lang": Update(label=label("top/lang", v.get("top/lang")))},
                  ["top/lang"], inputs=["top/lang"])  # its own label (a label change fires no change event)

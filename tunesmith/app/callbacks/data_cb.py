@@ -120,7 +120,9 @@ def peek_columns(path: str, split: str = "train") -> tuple[list[str], dict]:
 
 
 # What a new file (or a failed one) takes off the screen: the previous file's preview and command.
-CLEARED = {"data/preview": "", "data/stats": "", "data/hist": None, "data/cmd": ""}
+# The last preview's statistics as data, so a language switch can draw the table again without re-reading the file.
+STATS = "data/stats_raw"
+CLEARED = {"data/preview": "", "data/stats": "", "data/hist": None, "data/cmd": "", STATS: None}
 INSPECT_OUT = ["data/suggest", "data.map_fn", "data/columns", *COLUMN_IDS.values(), *CLEARED]
 
 
@@ -194,6 +196,21 @@ def inspect_data(values: dict, settings: AppSettings) -> dict:
         out["data.map_fn"] = "columns"
         out["data/columns"] = Update(open=True)
     return out
+
+
+def relabel_stats(values: dict) -> dict:
+    """The language changed: the statistics table and the histogram's axes in the new language.
+
+    >>> relabel_stats({"top/lang": "zh", STATS: None})
+    {}
+    >>> "<td>行数</td><td>3</td>" in relabel_stats({"top/lang": "zh", STATS: {"rows": 3}})["data/stats"]
+    True
+    """
+    stats, lang = values.get(STATS), lang_of(values)
+    if not stats:
+        return {}
+    return {"data/stats": stats_html(stats, lang),
+            "data/hist": Update(x_title=text("hist_x", lang), y_title=text("hist_y", lang))}
 
 
 def relabel_suggest(values: dict, settings: AppSettings) -> dict:
@@ -303,6 +320,7 @@ def _preview(values: dict, settings: AppSettings, n: int) -> dict:
     return {
         "data/preview": system_note(cfg, result.samples, lang) + preview_html(result.samples) + _warnings_html(result),
         "data/stats": stats_html(stats, lang),
+        STATS: stats,
         "data/hist": Update(value=histogram_frame(stats), x_title=text("hist_x", lang), y_title=text("hist_y", lang)),
         "data/status": ok_html(text("preview_ok", lang, kept=kept, rows=rows, supervised=supervised)),
         "data/cmd": commands.check_dataset_command(cfg),

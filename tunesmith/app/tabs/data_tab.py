@@ -66,6 +66,7 @@ def build(ctx: BuildContext) -> None:
             widget(ctx, "data/preview", gr.HTML, is_input=False, value="", elem_classes=["ts-preview"])
         with gr.Column(scale=2):
             widget(ctx, "data/stats", gr.HTML, is_input=False, value="")
+            ctx.reg.add(data_cb.STATS, gr.State(None))
             widget(ctx, "data/hist", gr.BarPlot, is_input=False, x="tokens", y="rows", sort=None, height=220,
                    x_label_angle=-45, x_title=text("hist_x", ctx.lang), y_title=text("hist_y", ctx.lang))
     command_box(ctx, "data/cmd")
@@ -86,4 +87,4 @@ def wire(ctx: BuildContext) -> None:
         reg.wire(reg[source].change, data_cb.template_hint, ["data/template_hint"],
                  inputs=["data.template", "model.name_or_path"])
     reg.wire(reg["data/preview_btn"].click, partial(data_cb.run_preview, settings=s),
-             ["data/preview", "data/stats", "data/hist", "data/cmd"], status="data/status")
+             ["data/preview", "data/stats", "data/hist", "data/cmd", data_cb.STATS], status="data/status")
