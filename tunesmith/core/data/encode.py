@@ -170,12 +170,10 @@ class XTunerEncoder:
             retry = []
             for i, (plan, cut) in cut_plans.items():
                 enc = self._assemble(plan, ids)
-                if cut and enc.full_length < self.max_length + CUT_MARGIN:
-                    budgets[i] *= 4  # this text packs tighter than char_budget assumes
+                if settled(enc, cut, budgets, i, self.max_length):
+                    results[i] = enc
+                else:
                     retry.append(i)
-                    continue
-                enc.cut = cut
-                results[i] = enc
             todo = retry
         return results
 
@@ -202,6 +200,18 @@ class XTunerEncoder:
         enc = self.encode_batch([[turn]])[0]
         sep = self.template.sep if self.template else ""
         return enc.full_length - (len(self.tokenizer(sep, add_special_tokens=False)["input_ids"]) if sep else 0)
+
+
+def settled(enc: Encoded, cut: bool, budgets: list[int], i: int, max_length: int) -> bool:
+    """Whether sample ``i``, encoded from its first ``budgets[i]`` characters, is final (then ``enc.cut``
+    says whether text was left out). A cut text that still comes to fewer than max_length tokens packs
+    tighter than :func:`char_budget` assumed: its budget grows fourfold and the caller encodes it again,
+    so a cut never changes the ids a whole-text encoding gives within max_length."""
+    if cut and enc.full_length < max_length + CUT_MARGIN:
+        budgets[i] *= 4
+        return False
+    enc.cut = cut
+    return True
 
 
 def _cut_plan(plan: list, budget: int) -> tuple[list, bool]:
@@ -369,23 +379,18 @@ class ChatTemplateEncoder:
                     attempts[i] = got  # reported below with the other refusals
                     continue
                 enc, cut = got
-                if cut and enc.full_length < self.max_length + CUT_MARGIN:
-                    budgets[i] *= 4
-                    continue
-                enc.cut = cut
-                results[i] = enc
+                if settled(enc, cut, budgets, i, self.max_length):
+                    results[i] = enc
             retry_direct = [i for i, got in direct.items() if not isinstance(got, str) and results[i] is None]
             rendered = [(i, a) for i, a in attempts.items() if not isinstance(a, str)]
             all_ids, all_offsets = (batch_ids_offsets(self.tokenizer, [a[0] for _, a in rendered]) if rendered
                                     else ([], []))
             retry = []
             for (i, (_, _, cut)), enc in zip(rendered, self._label([a[:2] for _, a in rendered], all_ids, all_offsets)):
-                if cut and enc.full_length < self.max_length + CUT_MARGIN:
-                    budgets[i] *= 4  # this text packs tighter than char_budget assumes
+                if settled(enc, cut, budgets, i, self.max_length):
+                    results[i] = enc
+                else:
                     retry.append(i)
-                    continue
-                enc.cut = cut
-                results[i] = enc
             for i, a in attempts.items():
                 if isinstance(a, str):
                     results[i] = Encoded([], [], 0, 0, error=a)
