@@ -129,6 +129,11 @@ def progress_attr(page, name: str):
 def test_first_time_user(app, home, page):
     page.goto(app.url)
     wait_text(page, "data/suggest", "Columns", 60)
+    # ---- item 12: the defaults in use are shown, and Stop is greyed out with nothing running
+    assert value_of(page, "data/demo") and value_of(page, "model/preset")
+    open_tab(page, "4 · Train")
+    for button in ("train/stop_btn", "train/force_btn"):
+        assert page.locator(sel(button)).first.is_disabled(), f"{button} is clickable with nothing running"
     open_tab(page, "2 · Model")
     fill(page, "model.name_or_path", home / "models" / "tiny")
 
@@ -159,6 +164,11 @@ def test_first_time_user(app, home, page):
     page.get_by_label("lora", exact=True).check()
     fill(page, "training.max_steps", STEPS)
     fill(page, "training.batch_size", 2)
+    # ---- item 12: the command line keeps its label and wraps inside its box (nothing cut off at the side)
+    wait_for(page, lambda: "tunesmith" in value_of(page, "method/cmd"), 30, "the Method tab's command line")
+    box = page.locator(f"{sel('method/cmd')} textarea").first
+    assert box.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "the command line is cut off at the side"
+    assert page.locator(f"{sel('method/cmd')} [data-testid='block-info']").first.inner_text().strip()
     shot(page, "first_user_method")
 
     # ---- items 6, 7: the phase from the trainer, a banner on every tab after a reload

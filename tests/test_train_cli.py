@@ -102,7 +102,10 @@ def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, c
     env = {**os.environ, "TUNESMITH_FAULT": "sleep_per_step:0.5", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "train", str(config_yaml), "--work-dir", str(work),
                              "--set", "training.max_steps=30", "training.save_steps=0"], cwd=SOURCE_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # a suite started in the background (`make test &`) ignores SIGINT, and a child
+                            # inherits that: Python then installs no Ctrl-C handler and the run goes on
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
