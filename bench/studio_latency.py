@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_until(page, lambda: page.locator(f"{sel('method/memory')} .ts-memory").count() > 0,
                            "first estimate")
                 figures["estimate_update_s"] = [estimate_update(page, 2 + i) for i in range(args.repeats)]
-                demos = [ROOT / "assets" / "identity.json", ROOT / "assets" / "colors.jsonl"]
+                demos = [ROOT / "tunesmith" / "assets" / "identity.json", ROOT / "tunesmith" / "assets" / "colors.jsonl"]
                 figures["preview_s"] = [preview(page, str(p)) for p in demos]
                 figures["lang_switch_s"] = [lang_switch(page, "简体中文", "4 · 训练"),
                                             lang_switch(page, "English", "4 · Train")]
