@@ -377,7 +377,7 @@ def rows(w) -> list[Row]:
             gui=chat_load, gui_values=chat_values(w, chat__repetition_penalty=0), gui_status="chat/status",
             gui_needles=("repetition_penalty",)),
         Row("chat bits 3", ["chat", str(w["tiny"]), "--bits", "3"],
-            ("argument --bits: invalid choice: 3 (choose from 4, 8)", "Fix: see `python -m tunesmith chat --help`"),
+            ("argument --bits: invalid choice: 3 (choose from 4, 8)", "Fix: see `tunesmith chat --help`"),
             sub=True),
         Row("status of a folder that is not a run", ["status", str(u / "no_config")],
             ("is not a run folder", "Fix:")),
