@@ -131,6 +131,7 @@ def _snapshot(folder: Path) -> dict:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_bad_inputs_give_one_clear_message_each(env):
     settings, files, _ = env
     before = _snapshot(files)

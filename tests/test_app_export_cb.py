@@ -30,6 +30,7 @@ def test_lists_runs_and_checkpoints_and_fills_the_base(run):
     assert out["export/base"] == str(tiny)
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_merge_then_convert_with_progress(run):
     settings, run_dir, tiny = run
     values = {"export/run": str(run_dir), "export/checkpoint": "checkpoint-2", "export/mode": "merge",

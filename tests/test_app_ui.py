@@ -43,6 +43,7 @@ def test_chinese_at_start(tmp_path):
     assert reg["train/start_btn"].value == "开始" and reg["training.learning_rate"].label == "学习率"
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_app_import_pulls_in_no_heavy_library():
     heavy = "('torch', 'transformers', 'datasets', 'peft', 'trl', 'deepspeed')"
     code = f"import sys, tunesmith.app.ui, tunesmith.app.launch, tunesmith.cli; print(','.join(m for m in {heavy} if m in sys.modules))"

@@ -465,6 +465,7 @@ def gui_problem(row: Row) -> str | None:
     return None
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_every_bad_input_gives_one_clear_error_and_changes_nothing(world):
     """Every row in the GUI, and the CLI in this process for the rows that need no subprocess of their own
     (the subprocess rows, a few seconds each, are the slow test below)."""

@@ -118,6 +118,7 @@ def _uncut_ids(tokenizer, template, conversation, monkeypatch):
 
 
 @pytest.mark.parametrize("template", ["default", "chat_template"])
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_a_huge_row_is_cut_before_tokenising_and_named(tokenizer, tmp_path, monkeypatch, template):
     from tunesmith.core.data.encode import char_budget
     from tunesmith.core.data.pipeline import LONG_ROW_NOTE

@@ -81,6 +81,7 @@ def runs(tmp_path_factory, tokenizer_dir):
     ("max_length", "max_length 5 is smaller than the template's own overhead: internlm2_chat puts 11 tokens"),
     ("unknown_template", "unknown prompt template 'internlm2chat'. Fix: Did you mean: internlm2_chat,"),
 ])
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_bad_input_is_one_line_and_exit_2(runs, case, expected):
     code, stdout, stderr = runs[0][case]
     assert code == 2, (stdout, stderr)
@@ -90,6 +91,7 @@ def test_bad_input_is_one_line_and_exit_2(runs, case, expected):
     assert "Traceback" not in stderr + stdout
 
 
+@pytest.mark.slow  # the `runs` fixture starts every CLI case as a subprocess (about 12 s)
 def test_json_lines_are_first_surviving_samples_in_file_order(runs):
     code, stdout, stderr = runs[0]["json_ok"]
     assert code == 0, stderr

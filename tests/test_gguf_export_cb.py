@@ -20,6 +20,7 @@ def run(tmp_path_factory, tiny_model_dir):
     return settings, run_dir
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_gguf_export_shows_progress_the_file_and_its_size(run):
     from tunesmith.app.callbacks import export_cb
 

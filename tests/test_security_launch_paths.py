@@ -110,6 +110,7 @@ def _login_client(demo, host):
     return TestClient(app, client=(host, 40000))
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_login_guesses_are_slowed_then_locked_out_per_client(start_app):
     """Issue 9: --auth accepted 100 wrong guesses in 2.5 s. Now each wrong guess costs a delay, a few in a
     row lock that client out (the right password too), another client is unaffected, and the right

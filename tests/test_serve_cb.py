@@ -75,6 +75,7 @@ def test_serve_starts_answers_and_stops(settings, tiny_model_dir):
     assert "没有正在运行" in serve_cb.stop({"top/lang": "zh"})["chat/serve_status"]
 
 
+@pytest.mark.slow  # over 2.5 s: kept out of make test-fast
 def test_a_server_that_cannot_load_says_why(settings, tmp_path):
     bad = tmp_path / "home" / "not-a-model"
     bad.mkdir(parents=True)
