@@ -130,11 +130,12 @@ def test_first_time_user(app, home, page):
     page.goto(app.url)
     wait_text(page, "data/suggest", "Columns", 60)
     # ---- item 12: the defaults in use are shown, and Stop is greyed out with nothing running
-    assert value_of(page, "data/demo") and value_of(page, "model/preset")
-    open_tab(page, "4 · Train")
+    assert value_of(page, "data/demo") == "identity.json"
+    open_tab(page, "4 · Train")  # (a tab's widgets are in the page once it was opened)
     for button in ("train/stop_btn", "train/force_btn"):
         assert page.locator(sel(button)).first.is_disabled(), f"{button} is clickable with nothing running"
     open_tab(page, "2 · Model")
+    assert value_of(page, "model/preset") == "smollm2_135m_instruct_lora_identity_e3"
     fill(page, "model.name_or_path", home / "models" / "tiny")
 
     # ---- item 1: a question/answer CSV is a plain conversation, no lawyer's system prompt
