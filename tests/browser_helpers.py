@@ -35,6 +35,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _share_embedded_model(home: Path) -> None:
+    """Link the per-user import of the bundled model into a test's home: the app imports it in the
+    background at start, about 25 s of CPU per home that would slow every other test running meanwhile."""
+    from tunesmith.core import paths
+    from tunesmith.core.gguf_import import ensure_embedded_model
+
+    target = home / "models" / paths.EMBEDDED_MODEL_NAME
+    if paths.embedded_gguf_path() is None or target.exists():
+        return
+    shared = ensure_embedded_model()  # once per machine (file-locked), then every test home links it
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(shared, target_is_directory=True)
+
+
 class AppProcess:
     """``python launch.py --port P`` with its own TUNESMITH_HOME; ``ready_s`` is the time to HTTP 200."""
 
@@ -43,6 +58,7 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = home / "app.log"
+        _share_embedded_model(home)
         env = dict(os.environ, TUNESMITH_HOME=str(home), PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
         self._log = open(self.log_path, "w")
         started = time.monotonic()

@@ -67,3 +67,22 @@ def test_warm_up_imports_the_heavy_libraries_in_the_background_and_callbacks_wai
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["tunesmith-warm-up", "[]", "[]"]
+
+
+@pytest.mark.slow
+def test_warm_up_imports_the_bundled_model_once_the_libraries_are_in(monkeypatch, tmp_path):
+    """The studio starts on the bundled model: the warm-up imports it, so the first estimate or preview
+    does not spend ~25 s converting the GGUF; with the flag off (or no bundled GGUF) it leaves it alone."""
+    import tunesmith.core.gguf_import as gguf_import
+    from tunesmith.app.callbacks.common import warm_up_in_background
+    from tunesmith.core import paths
+
+    calls = []
+    monkeypatch.setattr(gguf_import, "ensure_embedded_model", lambda: calls.append("import") or tmp_path)
+    monkeypatch.setattr(paths, "embedded_gguf_path", lambda: tmp_path / "model.gguf")
+    warm_up_in_background(0).join(300)
+    warm_up_in_background(0, embedded=False).join(300)
+    assert calls == ["import"]
+    monkeypatch.setattr(paths, "embedded_gguf_path", lambda: None)
+    warm_up_in_background(0).join(300)
+    assert calls == ["import"]
