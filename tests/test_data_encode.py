@@ -158,23 +158,3 @@ def test_chat_template_errors_drop_the_row(tokenizer):
                                                             [{"input": "Q", "output": "A"}]])
     assert results[0].error.startswith("the chat template refused this conversation (no system messages")
     assert results[1].error == "" and strict.decode(results[1].input_ids) == "QA"
-
-
-def test_segment_splitting_is_exact(tokenizer):
-    from tunesmith.core.data.segments import SegmentTokenizer
-
-    seg = SegmentTokenizer(tokenizer)
-    assert seg.splitter is not None  # SmolLM2's added tokens split cleanly
-    texts = ["<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
-             "Hello!<|im_end|>", " leading<|im_end|>trailing ", "<|im_end|><|im_end|>", "no specials at all",
-             "中文<|im_start|>混合 text", "<|im_start|>"]
-    table = seg.ids_for(texts)
-    assert [table[t] for t in texts] == tokenizer(texts, add_special_tokens=False)["input_ids"]
-
-    class Stripping:
-        class Tok:
-            content, lstrip, rstrip, single_word = "<x>", True, False, False
-        added_tokens_decoder = {5: Tok()}
-        backend_tokenizer = object()
-    from tunesmith.core.data.segments import make_splitter
-    assert make_splitter(Stripping()) is None  # tokens that eat spaces: tokenise whole segments

@@ -33,9 +33,8 @@ def test_pack_literal_rows():
     rows = pack_dataset(TOKENS, 6, shuffle=False).to_list()
     assert rows == [
         {"input_ids": [1, 2, 3, 4, 5, 10], "labels": [-100, 2, 3, 4, 5, 10], "position_ids": [0, 1, 2, 0, 1, 0],
-         "cu_seqlens": [0, 3, 5, 6], "length": 6},
-        {"input_ids": [6, 7, 8, 9], "labels": [-100, -100, 8, 9], "position_ids": [0, 1, 2, 3], "cu_seqlens": [0, 4],
-         "length": 4},
+         "length": 6},
+        {"input_ids": [6, 7, 8, 9], "labels": [-100, -100, 8, 9], "position_ids": [0, 1, 2, 3], "length": 4},
     ]
 
 
@@ -44,11 +43,11 @@ def test_pack_shuffles_with_seed():
     assert a == pack_dataset(TOKENS, 5, seed=3).to_list()
     # every token of every sample is present exactly once, whatever the order
     assert sorted(t for r in a for t in r["input_ids"]) == list(range(1, 11))
-    assert all(r["length"] <= 5 and r["cu_seqlens"][-1] == r["length"] for r in a)
+    assert all(r["length"] == len(r["input_ids"]) <= 5 and r["position_ids"][0] == 0 for r in a)
 
 
 def test_unpacked_literal():
-    assert unpacked(TOKENS)[3] == {"input_ids": [10], "labels": [10], "position_ids": [0], "cu_seqlens": [0, 1], "length": 1}
+    assert unpacked(TOKENS)[3] == {"input_ids": [10], "labels": [10], "position_ids": [0], "length": 1}
 
 
 def test_stats_values():

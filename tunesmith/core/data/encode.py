@@ -8,8 +8,9 @@ For each turn (BOS only at the start and after a turn that ended with EOS):
            SEP                    -> masked
 
 Every segment is tokenised on its own with ``add_special_tokens=False``; the whole sample is then
-cut to ``max_length`` keeping the head. Segments of a whole batch are tokenised in one call of
-the fast tokenizer (identical strings once), which is where the speed comes from.
+cut to ``max_length`` keeping the head. The segments of a few hundred samples go to the fast
+tokenizer in one call, in a worker thread while the next samples are laid out, and the samples are
+assembled as flat arrays (:mod:`tunesmith.core.data.batch`): that is where the speed comes from.
 
 Only the head of a very long sample is tokenised (see :func:`char_budget`): tokenising a 300 MB row
 to keep its first 2,048 tokens took more than 17 GB. The ids are the same as tokenising it all.
@@ -23,16 +24,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tunesmith.core.data.segments import SegmentTokenizer, batch_token_ids  # noqa: F401  (batch_token_ids re-exported)
+import numpy as np
+
+from tunesmith.core.data.batch import IGNORE_INDEX, EncodedBatch, flat_ids, starts_of
 from tunesmith.core.data.templates import CHAT_TEMPLATE, bos_eos_ids, get_template, has_chat_template
 from tunesmith.core.errors import UserError
-
-IGNORE_INDEX = -100
 
 # Tokens past max_length that a cut text must still yield before its first max_length tokens are trusted:
 # the last few tokens before a cut can differ from the whole text's (a word cut in two).
 CUT_MARGIN = 16
 _CUT_BACKOFF = 256  # look this far back from a cut for a space or line break to cut at
+RETRY_GROWTH = 4  # a cut text that packed tighter than char_budget assumed is encoded again from 4x more
+OVERLAP_CHUNK = 128  # conversations tokenised per call while the next ones are laid out (see overlapped)
 
 
 def char_budget(max_length: int) -> int:
@@ -83,6 +86,19 @@ class Encoded:
         return self.full_length > len(self.input_ids)
 
 
+def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """``tokenizer(texts, add_special_tokens=False)["input_ids"]``, straight from the Rust tokenizer.
+
+    The backend's ``encode_batch_fast`` skips offsets and Python-side conversion; it is only used
+    when no truncation or padding is configured on the backend, so the ids are the same.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
 def batch_ids_offsets(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids and character offsets of each text (no special tokens added)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -117,7 +133,70 @@ def apply_system(conversation: list[dict], system: str) -> list[dict]:
     return [first] + list(conversation[1:])
 
 
-class XTunerEncoder:
+class _Layout:
+    """Samples' (text or ids, supervised) pieces laid end to end, and the texts to tokenise."""
+
+    __slots__ = ("pieces", "supervised", "counts", "cuts", "texts")
+
+    def __init__(self, cut_plans: list[tuple[list, bool]]):
+        self.pieces, self.supervised, self.counts, self.cuts = [], [], [], []
+        for plan, cut in cut_plans:
+            self.cuts.append(cut)
+            self.counts.append(len(plan))
+            for piece, sup in plan:
+                self.pieces.append(piece)
+                self.supervised.append(sup)
+        # each text tokenised on its own, as XTuner's encode_fn does (repeats included: cheaper than a lookup)
+        self.texts = [p for p in self.pieces if p.__class__ is str and p]
+
+
+def overlapped(jobs, work):
+    """Yield ``(key, work(arg))`` for each ``(key, arg)`` of ``jobs``, in order, running ``work`` in one
+    worker thread: while it works on job k, the caller assembles job k-1's result and the ``jobs``
+    generator lays out job k+1.
+
+    Why a thread: the Rust tokenizer releases the GIL, so the Python work around it (a third of the
+    pipeline's time) runs alongside instead of after it (bench/data_pipeline.py).
+
+    >>> list(overlapped(((k, k) for k in range(3)), lambda x: x * 10))
+    [(0, 0), (1, 10), (2, 20)]
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="tokenise") as pool:
+        pending = None
+        for key, arg in jobs:
+            future = pool.submit(work, arg)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = (key, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()
+
+
+def chunked(items: list, size: int = OVERLAP_CHUNK):
+    """``items`` in lists of ``size``.
+
+    >>> list(chunked([1, 2, 3], 2))
+    [[1, 2], [3]]
+    """
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class _Encoder:
+    """What the pipeline calls: ``encode_stream`` (chunks of conversations -> EncodedBatch each);
+    ``encode_flat`` and ``encode_batch`` (one Encoded per sample) for a list."""
+
+    def encode_stream(self, chunks):
+        for conversations in chunks:
+            yield EncodedBatch.from_lists(self.encode_batch(conversations))
+
+    def encode_flat(self, conversations: list[list[dict]]) -> EncodedBatch:
+        return EncodedBatch.concat(list(self.encode_stream(chunked(conversations))))
+
+
+class XTunerEncoder(_Encoder):
     """XTuner's layout for one of its templates, or no template at all (pre-training)."""
 
     def __init__(self, tokenizer, template_name: str | None, max_length: int):
@@ -125,8 +204,10 @@ class XTunerEncoder:
         self.template = get_template(template_name) if template_name else None
         self.max_length = int(max_length)
         self.bos, self.eos = bos_eos_ids(tokenizer)
-        self.segments = SegmentTokenizer(tokenizer)
         if self.template is not None:
+            # the template's SEP is the same text in every turn: tokenised once here (alone, as XTuner does)
+            # instead of once per turn, one text less per sample for the tokenizer
+            self._sep = batch_token_ids(tokenizer, [self.template.sep])[0] if self.template.sep else ""
             self._instruction = _filler(self.template.instruction, "input")
             self._system = _filler(self.template.system, "system") if self.template.system else None
 
@@ -144,7 +225,7 @@ class XTunerEncoder:
                 if system and self._system is not None:
                     inp = self._system(system, i + 1) + inp
                 output = output + tpl.suffix
-                need_eos, sep = tpl.need_eos_token, tpl.sep
+                need_eos, sep = tpl.need_eos_token, self._sep
             else:
                 need_eos, sep = turn.get("need_eos_token", True), turn.get("sep", "") or ""
             if need_bos and self.bos:
@@ -159,40 +240,62 @@ class XTunerEncoder:
         return out
 
     def encode_batch(self, conversations: list[list[dict]]) -> list[Encoded]:
-        plans = [self.pieces(c) for c in conversations]
+        return to_encoded(self.encode_flat(conversations))
+
+    def encode_stream(self, chunks):
+        """One EncodedBatch per list of conversations in ``chunks``. Each chunk is tokenised in a worker
+        thread while this one lays out the next (and ``chunks`` yields it) and assembles the previous
+        (see :func:`overlapped`)."""
+
+        def jobs():
+            for conversations in chunks:
+                plans = [self.pieces(c) for c in conversations]
+                layout = _Layout([_cut_plan(plan, self.char_budget) for plan in plans])
+                yield (plans, layout), layout.texts
+
+        for (plans, layout), ids in overlapped(jobs(), self._token_ids):
+            yield self._settle(plans, self._finish(layout, ids))
+
+    def _settle(self, plans: list, batch: EncodedBatch) -> EncodedBatch:
+        """``batch`` with its samples that need more text (rare: texts that pack tighter than
+        char_budget assumed) encoded again from RETRY_GROWTH-fold budgets until none does."""
+        again = needs_more_text(batch.full_length, batch.cut, self.max_length)
+        if not again.any():
+            return batch
         budgets = [self.char_budget] * len(plans)
-        results: list[Encoded | None] = [None] * len(plans)
-        todo = list(range(len(plans)))
-        while todo:
-            cut_plans = {i: _cut_plan(plans[i], budgets[i]) for i in todo}
-            ids = self.segments.ids_for([piece for plan, _ in cut_plans.values() for piece, _ in plan
-                                         if isinstance(piece, str)])
-            retry = []
-            for i, (plan, cut) in cut_plans.items():
-                enc = self._assemble(plan, ids)
-                if settled(enc, cut, budgets, i, self.max_length):
-                    results[i] = enc
-                else:
-                    retry.append(i)
-            todo = retry
-        return results
+        parts, order, todo = [], [], list(range(len(plans)))
+        while again.any():
+            final = np.flatnonzero(~again)
+            parts.append(batch.take(final))
+            order.extend(todo[k] for k in final.tolist())
+            todo = [todo[k] for k in np.flatnonzero(again).tolist()]
+            for i in todo:
+                budgets[i] *= RETRY_GROWTH
+            layout = _Layout([_cut_plan(plans[i], budgets[i]) for i in todo])
+            batch = self._finish(layout, self._token_ids(layout.texts))
+            again = needs_more_text(batch.full_length, batch.cut, self.max_length)
+        parts.append(batch)
+        order.extend(todo)
+        return EncodedBatch.concat(parts).take(np.argsort(order, kind="stable"))
 
     @property
     def char_budget(self) -> int:
         return char_budget(self.max_length)
 
-    def _assemble(self, plan, ids: dict) -> Encoded:
-        input_ids, labels, supervised_count, limit = [], [], 0, self.max_length
-        for piece, supervised in plan:
-            toks = piece if isinstance(piece, list) else (ids[piece] if piece else [])
-            if supervised:
-                # count only what survives truncation
-                supervised_count += max(0, min(len(toks), limit - len(input_ids)))
-                labels.extend(toks)
-            else:
-                labels.extend([IGNORE_INDEX] * len(toks))
-            input_ids.extend(toks)
-        return _truncate(input_ids, labels, limit, supervised_count)
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return batch_token_ids(self.tokenizer, texts)
+
+    def _finish(self, layout: _Layout, text_ids: list[list[int]]) -> EncodedBatch:
+        """A layout and the ids of its texts -> the samples, cut to max_length."""
+        texts = iter(text_ids)
+        ids, piece_len = flat_ids([(next(texts) if p else ()) if p.__class__ is str else p for p in layout.pieces])
+        sup_tokens = np.repeat(np.fromiter(layout.supervised, bool, len(layout.supervised)), piece_len)
+        labels = np.where(sup_tokens, ids, np.int32(IGNORE_INDEX))
+        piece_at = starts_of(np.fromiter(layout.counts, np.int64, len(layout.counts)))
+        token_at = starts_of(piece_len)
+        batch = EncodedBatch.truncated(ids, labels, token_at[piece_at[1:]] - token_at[piece_at[:-1]], self.max_length)
+        batch.cut = np.fromiter(layout.cuts, bool, len(layout.cuts))
+        return batch
 
     def overhead(self, system: str = "") -> int:
         """Tokens the template itself puts around one empty answer (BOS, system, instruction, suffix, EOS)."""
@@ -202,16 +305,33 @@ class XTunerEncoder:
         return enc.full_length - (len(self.tokenizer(sep, add_special_tokens=False)["input_ids"]) if sep else 0)
 
 
+def needs_more_text(full_length, cut, max_length: int):
+    """Whether a sample encoded from the head of its text (``cut``) must be encoded again from more text.
+
+    A cut text that still comes to fewer than max_length + CUT_MARGIN tokens packs tighter than
+    :func:`char_budget` assumed: its budget grows RETRY_GROWTH-fold and it is encoded again, so a cut never
+    changes the ids a whole-text encoding gives within max_length. Takes numbers or numpy arrays.
+
+    >>> needs_more_text(100, True, 2048), needs_more_text(5000, True, 2048), needs_more_text(100, False, 2048)
+    (True, False, False)
+    """
+    return cut & (full_length < max_length + CUT_MARGIN)
+
+
 def settled(enc: Encoded, cut: bool, budgets: list[int], i: int, max_length: int) -> bool:
-    """Whether sample ``i``, encoded from its first ``budgets[i]`` characters, is final (then ``enc.cut``
-    says whether text was left out). A cut text that still comes to fewer than max_length tokens packs
-    tighter than :func:`char_budget` assumed: its budget grows fourfold and the caller encodes it again,
-    so a cut never changes the ids a whole-text encoding gives within max_length."""
-    if cut and enc.full_length < max_length + CUT_MARGIN:
-        budgets[i] *= 4
+    """Whether sample ``i`` is final (then ``enc.cut`` says whether text was left out); if not, its
+    budget grows and the caller encodes it again."""
+    if needs_more_text(enc.full_length, cut, max_length):
+        budgets[i] *= RETRY_GROWTH
         return False
     enc.cut = cut
     return True
+
+
+def to_encoded(batch: EncodedBatch) -> list[Encoded]:
+    """The batch as one :class:`Encoded` per sample."""
+    return [Encoded(*batch.sample(i), int(batch.full_length[i]), int(batch.supervised[i]), batch.errors[i],
+                    bool(batch.cut[i])) for i in range(len(batch))]
 
 
 def _cut_plan(plan: list, budget: int) -> tuple[list, bool]:
@@ -268,7 +388,7 @@ def supports_generation_mask(tokenizer) -> bool:
     return isinstance(template, str) and bool(_GENERATION_TAG.search(template))
 
 
-class ChatTemplateEncoder:
+class ChatTemplateEncoder(_Encoder):
     """The tokenizer's own chat template; the mask follows the rendered answers.
 
     Where the template marks its answers with ``{% generation %}``, transformers' assistant-token mask is

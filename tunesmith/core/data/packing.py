@@ -3,8 +3,8 @@
 Unlike XTuner's Packer (which cuts a flat token stream into full chunks and so splits samples),
 every sample stays whole inside one sequence, so it keeps its own context. Each packed row has
 ``position_ids`` that restart at 0 for every sample (transformers detects packed sequences from
-these restarts and keeps samples apart in attention) and ``cu_seqlens``, the cumulative sample
-boundaries that flash-attention's varlen kernels take. Samples are shuffled first (seeded), as
+these restarts and keeps samples apart in attention; flash-attention's varlen kernels get their
+sample boundaries from them too). Samples are shuffled first (seeded), as
 XTuner does, then placed best-fit among a bounded set of open sequences.
 
 Everything after planning is Arrow / numpy work, so packing a million samples takes seconds.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import bisect
 
 import numpy as np
+
+from tunesmith.core.data.batch import gather_runs
 
 MAX_OPEN_BINS = 128
 
@@ -52,19 +54,26 @@ def plan_bins(lengths, order, max_length: int, max_open: int = MAX_OPEN_BINS) ->
     return bins
 
 
-def _flat_columns(ds, flat: np.ndarray):
-    import pyarrow as pa
+def _flat_columns(ds, flat: np.ndarray) -> dict:
+    """input_ids and labels of the samples ``flat``, in that order, each as one flat array.
 
-    table = ds.with_format("arrow", columns=["input_ids", "labels"])[flat.tolist()]
+    Gathered from the Arrow buffers with numpy: indexing the Dataset with a list gathers row by row in
+    Python, and Arrow's take on list columns cost a quarter second for 20,000 samples.
+    """
+    table = ds.with_format("arrow", columns=["input_ids", "labels"])[:]
     cols = {}
     for name in ("input_ids", "labels"):
         col = table.column(name).combine_chunks()
-        cols[name] = col.flatten().cast(pa.int64())
+        cols[name], _ = gather_runs(col.values.to_numpy(), col.offsets.to_numpy().astype(np.int64), flat)
     return cols
 
 
-def assemble(ds, bins: list[list[int]], lengths: np.ndarray):
-    """Build the packed ``datasets.Dataset`` from sample groups (each group becomes one row)."""
+def assemble(ds, bins: list[list[int]], lengths: np.ndarray, fingerprint: str | None = None):
+    """Build the packed ``datasets.Dataset`` from sample groups (each group becomes one row).
+
+    ``fingerprint`` names the result for ``datasets``; without one it hashes the whole table (a third
+    of a second for 20,000 samples, bench/data_pipeline.py).
+    """
     import datasets
     import pyarrow as pa
 
@@ -81,29 +90,19 @@ def assemble(ds, bins: list[list[int]], lengths: np.ndarray):
     sample_start = np.cumsum(sample_len) - sample_len
     positions = np.arange(total, dtype=np.int64) - np.repeat(sample_start, sample_len)
 
-    bin_of_sample = np.repeat(np.arange(len(bins)), sizes)
-    within_end = np.cumsum(sample_len) - row_offsets[:-1][bin_of_sample]
-    cu = np.empty(len(flat) + len(bins), dtype=np.int64)
-    zero_at = member_start + np.arange(len(bins))
-    keep = np.ones(len(cu), dtype=bool)
-    keep[zero_at] = False
-    cu[zero_at] = 0
-    cu[keep] = within_end
-    cu_offsets = np.concatenate([[0], np.cumsum(sizes + 1)]).astype(np.int64)
-
-    offsets = pa.array(row_offsets, pa.int64())
-
     def as_list(values):
-        return pa.LargeListArray.from_arrays(offsets, values).cast(pa.list_(pa.int64()))
+        values = pa.array(values.astype(np.int64, copy=False))
+        if total < 2**31:
+            return pa.ListArray.from_arrays(pa.array(row_offsets.astype(np.int32)), values)
+        return pa.LargeListArray.from_arrays(pa.array(row_offsets), values)
 
     table = pa.table({
         "input_ids": as_list(cols["input_ids"]),
         "labels": as_list(cols["labels"]),
-        "position_ids": as_list(pa.array(positions)),
-        "cu_seqlens": pa.LargeListArray.from_arrays(pa.array(cu_offsets), pa.array(cu)).cast(pa.list_(pa.int64())),
+        "position_ids": as_list(positions),
         "length": pa.array(bin_tokens, pa.int64()),
     })
-    return datasets.Dataset(table)
+    return datasets.Dataset(table, fingerprint=fingerprint)
 
 
 def _lengths(ds) -> np.ndarray:
@@ -111,14 +110,28 @@ def _lengths(ds) -> np.ndarray:
     return column.to_numpy().astype(np.int64)
 
 
+def _samples(lengths: np.ndarray) -> np.ndarray:
+    """The rows that hold a sample: the pipeline leaves a dropped row in place, empty (length 0)."""
+    return np.flatnonzero(lengths > 0)
+
+
+def _fingerprint(ds, *params) -> str | None:
+    from datasets.fingerprint import Hasher
+
+    source = getattr(ds, "_fingerprint", None)
+    return Hasher.hash([source, *params]) if source else None
+
+
 def pack_dataset(ds, max_length: int, *, shuffle: bool = True, seed: int = 42):
-    """Tokenised samples (input_ids, labels, length) -> packed rows (+ position_ids, cu_seqlens)."""
+    """Tokenised samples (input_ids, labels, length) -> packed rows (+ position_ids)."""
     lengths = _lengths(ds)
-    order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
-    return assemble(ds, plan_bins(lengths, order, max_length), lengths)
+    order = _samples(lengths)
+    order = order[np.random.default_rng(seed).permutation(len(order))] if shuffle else order
+    return assemble(ds, plan_bins(lengths, order, max_length), lengths,
+                    _fingerprint(ds, "pack", max_length, shuffle, seed))
 
 
 def unpacked(ds):
     """One sample per row, with the same columns as a packed dataset (position_ids 0..n-1)."""
     lengths = _lengths(ds)
-    return assemble(ds, [[i] for i in range(len(lengths))], lengths)
+    return assemble(ds, [[i] for i in _samples(lengths).tolist()], lengths, _fingerprint(ds, "unpacked"))

@@ -17,9 +17,12 @@ Row rules (decided here, tested in tests/test_data_pipeline.py):
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tunesmith.core.data.encode import apply_system, make_encoder
+from tunesmith.core.data.batch import EncodedBatch
+from tunesmith.core.data.encode import OVERLAP_CHUNK, apply_system, make_encoder
 from tunesmith.core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
 from tunesmith.core.data.map_fns.base import NUMBER_NOTE, MapFn, text, took_number
 from tunesmith.core.data.stats import DatasetStats
@@ -47,7 +50,7 @@ class PipelineSpec:
 
 @dataclass
 class BuiltData:
-    train: object  # datasets.Dataset: input_ids, labels, position_ids, cu_seqlens, length
+    train: object  # datasets.Dataset: input_ids, labels, position_ids, length
     eval: object | None
     stats: DatasetStats
     template: str
@@ -116,43 +119,104 @@ def row_conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
     return conversation, "\n".join(notes)
 
 
-def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec) -> dict:
-    """A batch of raw rows -> the ROW_COLUMNS (dropped rows keep empty ids and a reason)."""
+@contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector off for the block (back on after, if it was on).
+
+    Why: encoding allocates a few small lists and tuples per row, and the collections they trigger walk
+    every object the process holds (the imported libraries alone are hundreds of thousands): that was a
+    quarter of the pipeline's time (bench/data_pipeline.py). What the block allocates holds no reference
+    cycles, so no memory waits for a collection; reference counting frees it as before.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def encode_rows(batch: dict, indices: list[int], spec: PipelineSpec):
+    """A batch of raw rows -> the ROW_COLUMNS as an Arrow table (dropped rows keep empty ids and a reason).
+
+    Rows are mapped chunk by chunk as the encoder asks for them, so mapping overlaps tokenising too.
+    """
+    with gc_paused():
+        return _encode_rows(batch, indices, spec)
+
+
+def _encode_rows(batch: dict, indices: list[int], spec: PipelineSpec):
     n = len(indices)
     keys = list(batch)
-    reasons, notes, good, conversations = [""] * n, [""] * n, [], []
-    for j in range(n):
-        row = {k: batch[k][j] for k in keys}
-        took_number()
-        try:
-            conversation, notes[j] = row_conversation(row, spec)
-            if took_number():
-                notes[j] = "\n".join(filter(None, (notes[j], NUMBER_NOTE)))
-        except RowSkipped as exc:
-            reasons[j] = exc.reason
-            continue
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            reasons[j] = f"row could not be mapped ({type(exc).__name__})"
-            continue
-        good.append(j)
-        conversations.append(conversation)
-    out = {"input_ids": [[] for _ in range(n)], "labels": [[] for _ in range(n)], "length": [0] * n,
-           "full_length": [0] * n, "supervised": [0] * n, "drop_reason": reasons, "note": notes,
-           "row": list(indices)}
-    for j, enc in zip(good, spec.encoder.encode_batch(conversations)):
-        supervised = enc.supervised
-        if enc.error:
-            reasons[j] = enc.error
-            continue
-        if supervised == 0:
-            reasons[j] = ("no supervised token left after truncation to max_length" if enc.truncated
-                          else "no supervised token (every answer has loss turned off)")
-            continue
-        if enc.cut:
-            notes[j] = "\n".join(filter(None, (notes[j], LONG_ROW_NOTE)))
-        out["input_ids"][j], out["labels"][j] = enc.input_ids, enc.labels
-        out["length"][j], out["full_length"][j], out["supervised"][j] = len(enc.input_ids), enc.full_length, supervised
-    return out
+    reasons, notes, good = [""] * n, [""] * n, []
+
+    def conversations():
+        for start in range(0, n, OVERLAP_CHUNK):
+            chunk = []
+            for j in range(start, min(n, start + OVERLAP_CHUNK)):
+                row = {k: batch[k][j] for k in keys}
+                took_number()
+                try:
+                    conversation, notes[j] = row_conversation(row, spec)
+                    if took_number():
+                        notes[j] = "\n".join(filter(None, (notes[j], NUMBER_NOTE)))
+                except RowSkipped as exc:
+                    reasons[j] = exc.reason
+                    continue
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    reasons[j] = f"row could not be mapped ({type(exc).__name__})"
+                    continue
+                good.append(j)
+                chunk.append(conversation)
+            if chunk:
+                yield chunk
+
+    parts, rows, done = [], [], 0
+    for encoded in spec.encoder.encode_stream(conversations()):
+        mapped, done = good[done:done + len(encoded)], done + len(encoded)
+        lengths, kept = encoded.lengths, []
+        for k, j in enumerate(mapped):
+            if encoded.errors[k]:
+                reasons[j] = encoded.errors[k]
+            elif encoded.supervised[k] == 0:
+                reasons[j] = ("no supervised token left after truncation to max_length"
+                              if encoded.full_length[k] > lengths[k] else
+                              "no supervised token (every answer has loss turned off)")
+            else:
+                kept.append(k)
+                rows.append(j)
+                if encoded.cut[k]:
+                    notes[j] = "\n".join(filter(None, (notes[j], LONG_ROW_NOTE)))
+        parts.append(encoded.take(kept))
+    return row_table(EncodedBatch.concat(parts), rows, reasons, notes, indices)
+
+
+def row_table(batch, rows: list[int], reasons: list[str], notes: list[str], indices: list[int]):
+    """The ROW_COLUMNS as an Arrow table: sample ``k`` of ``batch`` in row ``rows[k]``, the other rows empty.
+
+    Arrow arrays built from the flat token arrays whole, instead of a list per row: ``datasets`` writes a
+    table as it is.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(indices)
+    where = np.asarray(rows, np.int64)
+
+    def per_row(values) -> np.ndarray:
+        out = np.zeros(n, np.int64)
+        out[where] = values
+        return out
+
+    length = per_row(batch.lengths)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(length)]).astype(np.int32))
+    return pa.table({
+        "input_ids": pa.ListArray.from_arrays(offsets, pa.array(batch.ids.astype(np.int32, copy=False))),
+        "labels": pa.ListArray.from_arrays(offsets, pa.array(batch.labels.astype(np.int32, copy=False))),
+        "length": pa.array(length), "full_length": pa.array(per_row(batch.full_length)),
+        "supervised": pa.array(per_row(batch.supervised)), "drop_reason": pa.array(reasons, pa.string()),
+        "note": pa.array(notes, pa.string()), "row": pa.array(indices, pa.int64())})
 
 
 def collect_stats(encoded, spec: PipelineSpec, rows: int) -> DatasetStats:
@@ -162,7 +226,7 @@ def collect_stats(encoded, spec: PipelineSpec, rows: int) -> DatasetStats:
     if isinstance(encoded, dict):
         cols = encoded
     else:
-        table = encoded.with_format("arrow", columns=list(names))[:]
+        table = encoded.with_format("arrow", columns=list(names))[:] if hasattr(encoded, "with_format") else encoded
         cols = {c: table.column(c).to_pylist() for c in names}
     for reason, note, row, length, full, sup in zip(cols["drop_reason"], cols["note"], cols["row"], cols["length"],
                                                     cols["full_length"], cols["supervised"]):
@@ -211,7 +275,7 @@ def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
                      "(`python -m tunesmith check-dataset` shows each step).")
 
 
-_CODE_FILES = ("pipeline.py", "encode.py", "segments.py", "templates.py", "map_fns/__init__.py", "map_fns/base.py",
+_CODE_FILES = ("pipeline.py", "encode.py", "batch.py", "templates.py", "map_fns/__init__.py", "map_fns/base.py",
                "map_fns/formats.py", "map_fns/messages.py", "map_fns/agent.py", "map_fns/columns.py",
                "map_fns/suggest.py", "map_fns/registry.py")
 
@@ -265,7 +329,7 @@ def effective_num_proc(requested, rows: int, cores: int | None = None) -> int:
 
 
 def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
-    """Run :func:`encode_rows` over a Dataset; returns (kept samples, stats)."""
+    """Run :func:`encode_rows` over a Dataset; returns (samples, stats), a dropped row left empty."""
     num_proc = effective_num_proc(num_proc, ds.num_rows)
     encoded = ds.map(encode_rows, batched=True, batch_size=1000, with_indices=True, fn_kwargs={"spec": spec},
                      remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
@@ -273,9 +337,8 @@ def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = "")
     stats = collect_stats(encoded, spec, ds.num_rows)
     if stats.kept == 0:
         raise nothing_left_error(stats, path)
-    kept = encoded.filter(lambda reasons: [not r for r in reasons], input_columns=["drop_reason"], batched=True,
-                          batch_size=10000) if stats.dropped else encoded
-    return kept.select_columns(["input_ids", "labels", "length"]), stats
+    # a dropped row stays, empty (length 0), and packing skips it: filtering would rewrite the table
+    return encoded.select_columns(["input_ids", "labels", "length"]), stats
 
 
 def _split_eval(ds, eval_size: float, seed: int):
@@ -294,7 +357,7 @@ def build_sft_data(data, tokenizer, *, model_name_or_path: str = "", stage: str 
     """Load, map, template, tokenise, mask, drop, and (optionally) pack a dataset for SFT or pre-training.
 
     ``train``/``eval`` rows hold input_ids, labels, position_ids (restarting at 0 for every packed
-    sample), cu_seqlens (sample boundaries inside the row) and length.
+    sample) and length.
     """
     from tunesmith.core.data.packing import pack_dataset, unpacked
     from tunesmith.core.data.sources import data_sources

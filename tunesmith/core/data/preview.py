@@ -99,16 +99,16 @@ def preview(data, tokenizer, *, model_name_or_path: str = "", stage: str = "sft"
     for start in range(0, limit, BATCH):
         stop = min(limit, start + BATCH)
         batch = ds[start:stop]
-        out = encode_rows(batch, list(range(start, stop)), spec)
+        table = encode_rows(batch, list(range(start, stop)), spec)
+        out = table.drop_columns(["input_ids", "labels"]).to_pydict()
         for key, values in out.items():
-            if key not in ("input_ids", "labels"):
-                columns.setdefault(key, []).extend(values)
+            columns.setdefault(key, []).extend(values)
         for j in range(stop - start):
             if len(samples) >= n or out["drop_reason"][j]:
                 continue
             row = {k: batch[k][j] for k in batch}
             conversation, _ = row_conversation(row, spec)
-            ids, labels = out["input_ids"][j], out["labels"][j]
+            ids, labels = table.column("input_ids")[j].as_py(), table.column("labels")[j].as_py()
             samples.append(SamplePreview(
                 index=start + j, conversation=conversation,
                 text=tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False),
