@@ -158,3 +158,20 @@ def test_chat_template_errors_drop_the_row(tokenizer):
                                                             [{"input": "Q", "output": "A"}]])
     assert results[0].error.startswith("the chat template refused this conversation (no system messages")
     assert results[1].error == "" and strict.decode(results[1].input_ids) == "QA"
+
+
+def test_retried_samples_keep_their_place(tokenizer, monkeypatch):
+    """Samples whose cut text packed tighter than the budget assumed are encoded again; the batch keeps
+    the input order, and every sample equals its whole-text encoding within max_length."""
+    words = {0: 3, 1: 21, 2: 200}  # answers of 15, 105 and 1000 characters
+    convs = [[{"input": f"Q{i}", "output": "word " * words[i % 3]}] for i in range(9)]
+    encoder = XTunerEncoder(tokenizer, "internlm2_chat", 24)
+    with monkeypatch.context() as m:
+        m.setattr(XTunerEncoder, "char_budget", property(lambda self: 1 << 40))
+        whole = encoder.encode_batch(convs)
+    monkeypatch.setattr(XTunerEncoder, "char_budget", property(lambda self: 40))
+    cut = encoder.encode_batch(convs)
+    assert [(c.input_ids, c.labels) for c in cut] == [(w.input_ids, w.labels) for w in whole]
+    # 105 characters: cut at 40, too few tokens, encoded whole from 160; 1000: cut at 40, 160, then 640
+    assert [c.cut for c in cut] == [False, False, True] * 3
+    assert all(c.full_length < w.full_length for c, w in zip(cut[2::3], whole[2::3]))  # only heads tokenised

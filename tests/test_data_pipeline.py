@@ -106,3 +106,22 @@ def test_pretrain_text_file(tokenizer, tmp_path):
     first = built.train[0]
     assert tokenizer.decode(first["input_ids"]) == "<|im_start|>First paragraph.\nStill first."
     assert first["labels"][0] == -100 and first["labels"][1:] == first["input_ids"][1:]  # no EOS, all supervised
+
+
+@pytest.mark.slow  # starts two worker processes
+def test_worker_processes_give_the_same_samples(tokenizer, tmp_path, monkeypatch):
+    """num_proc workers pickle the encoder and run the tokenising overlap each in its own process."""
+    import tunesmith.core.data.pipeline as pipeline
+
+    rows = [{"instruction": f"Question {i}?", "input": "", "output": f"Answer {i} " * (i % 7 + 1)}
+            for i in range(2400)] + [{"instruction": "Q", "input": "", "output": ""}]  # one dropped row
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    cfg = dict(path=str(path), map_fn="alpaca", template="internlm2_chat", max_length=256)
+    one = build_sft_data(DataConfig(**cfg, num_proc=1), tokenizer)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 8)
+    assert pipeline.effective_num_proc(2, len(rows)) == 2
+    two = build_sft_data(DataConfig(**cfg, num_proc=2), tokenizer)
+    assert two.stats.dropped == one.stats.dropped == {"empty answer": 1}
+    assert two.stats.kept == one.stats.kept == 2400
+    assert two.train["input_ids"] == one.train["input_ids"] and two.train["labels"] == one.train["labels"]
