@@ -60,14 +60,36 @@ def tab_usable(page, label: str, elem_id: str) -> float:
     return time.monotonic() - start
 
 
-def estimate_update(page, batch: int) -> float:
-    """Type a batch size on the Method tab; seconds until the memory bar shows a new total."""
+# In the page: the time of the batch-size box's last "input" event and of the memory bar's next new total,
+# so the figure is what a user waits for, without the automation's own typing and actionability checks
+# (those took 0.15-0.6 s of the 0.5-0.7 s this bench used to report).
+_WATCH_ESTIMATE = """([box, bar]) => {
+  window.__est = {start: null, done: null, total: bar.getAttribute('data-total')};
+  box.addEventListener('input', () => { window.__est.start = performance.now(); window.__est.done = null; });
+  new MutationObserver(() => {
+    const now = bar.isConnected ? bar : document.querySelector('%s .ts-memory');
+    if (now && now.getAttribute('data-total') !== window.__est.total && window.__est.start !== null) {
+      window.__est.total = now.getAttribute('data-total');
+      window.__est.done = performance.now();
+    }
+  }).observe(document.querySelector('%s'), {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def estimate_update(page, batch: int) -> tuple[float, float]:
+    """Type a batch size on the Method tab; (seconds from the box's input event to the memory bar's new
+    total in the page, seconds the whole automated step took)."""
     memory = page.locator(f"{sel('method/memory')} .ts-memory").first
+    box = page.locator(f"{sel('training.batch_size')} input").first
     before = memory.get_attribute("data-total")
+    root = sel("method/memory")
+    page.evaluate(_WATCH_ESTIMATE % (root, root), [box.element_handle(), memory.element_handle()])
     start = time.monotonic()
     fill(page, "training.batch_size", batch)
-    wait_until(page, lambda: memory.get_attribute("data-total") != before, "estimate update")
-    return time.monotonic() - start
+    wait_until(page, lambda: memory.get_attribute("data-total") != before
+               and page.evaluate("window.__est.done !== null"), "estimate update")
+    in_page = page.evaluate("(window.__est.done - window.__est.start) / 1000")
+    return in_page, time.monotonic() - start
 
 
 def preview(page, path: str) -> float:
@@ -155,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                 page.get_by_role("tab", name="3 · Method").click()
                 wait_until(page, lambda: page.locator(f"{sel('method/memory')} .ts-memory").count() > 0,
                            "first estimate")
-                figures["estimate_update_s"] = [estimate_update(page, 2 + i) for i in range(args.repeats)]
+                updates = [estimate_update(page, 2 + i) for i in range(args.repeats)]
+                figures["estimate_update_s"] = [u[0] for u in updates]
+                figures["estimate_update_automated_s"] = [u[1] for u in updates]
                 demos = [ROOT / "tunesmith" / "assets" / "identity.json", ROOT / "tunesmith" / "assets" / "colors.jsonl"]
                 figures["preview_s"] = [preview(page, str(p)) for p in demos]
                 figures["lang_switch_s"] = [lang_switch(page, "简体中文", "4 · 训练"),
@@ -187,6 +211,8 @@ def report(f: dict) -> None:
     est = f["estimate_update_s"]
     line("estimate update (median, worst)", f"{statistics.median(est):.2f} s, {max(est):.2f} s",
          f"target <= {TARGETS['estimate']:.1f} s quiet")
+    auto = f["estimate_update_automated_s"]
+    line("  the automated step (median)", f"{statistics.median(auto):.2f} s (typing, Tab, waiting included)")
     line("  of which the callback (median)", f"{f['estimate_callback_s']:.3f} s "
          f"(first {f['estimate_callback_first_s']:.2f} s)")
     line("preview (first, again)", f"{f['preview_s'][0]:.2f} s, {f['preview_s'][1]:.2f} s")
