@@ -225,7 +225,7 @@ def _stand_in(run_dir):
 
     import psutil
 
-    from tunesmith.core.paths import SOURCE_ROOT
+    from tunesmith.core.paths import SOURCE_ROOT, child_env
 
     rd = RunDir(run_dir)
     fd = rd.acquire_lock()
@@ -236,7 +236,7 @@ def _stand_in(run_dir):
         with open(rd.log_path, "ab") as log:
             popen = subprocess.Popen(cmd, cwd=str(SOURCE_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, pass_fds=(fd,),
-                                     env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
+                                     env=child_env())
     finally:
         os.close(fd)
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())

@@ -73,7 +73,9 @@ def test_system_and_system_template_are_exclusive(capsys, monkeypatch, tiny_mode
 
 @pytest.mark.slow
 def test_embedded_smollm2_answers_a_piped_question(embedded_model_dir):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    from tunesmith.core.paths import child_env
+
+    env = child_env()
     proc = subprocess.run([sys.executable, "-m", "tunesmith", "chat", "embedded:SmolLM2-135M-Instruct",
                            "--temperature", "0", "--max-new-tokens", "30"],
                           input="What is the capital of France?\n", capture_output=True, text=True, cwd=ROOT,

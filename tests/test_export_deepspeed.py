@@ -72,7 +72,9 @@ def zero_runs(tmp_path_factory, tiny_model_dir):
 
     out = tmp_path_factory.mktemp("zero")
     root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    from tunesmith.core.paths import child_env
+
+    env = child_env(OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "--master_port", str(_free_port()), __file__, str(tiny_model_dir), str(out)],
                           capture_output=True, text=True, env=env, timeout=500, cwd=root)

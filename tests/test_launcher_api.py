@@ -17,7 +17,7 @@ import pytest
 
 from tunesmith.core.config import RunConfig
 from tunesmith.core.errors import UserError
-from tunesmith.core.paths import SOURCE_ROOT
+from tunesmith.core.paths import SOURCE_ROOT, child_env
 from tunesmith.core.train.commands import build_command
 from tunesmith.core.train.launcher import attach, launch, list_runs
 from tunesmith.core.train.rundir import RunDir, RunDirBusy
@@ -33,7 +33,7 @@ def start_stand_in(run_dir, code: str) -> subprocess.Popen:
         with open(rd.log_path, "ab") as log:
             popen = subprocess.Popen(cmd, cwd=str(SOURCE_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, pass_fds=(fd,),
-                                     env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
+                                     env=child_env())
     finally:
         os.close(fd)
     rd.write_status(pid=popen.pid, pgid=popen.pid, pid_create_time=psutil.Process(popen.pid).create_time())
@@ -367,7 +367,8 @@ def test_the_engine_owns_the_queued_state_and_stopping_takes_a_run_off_the_queue
         n: ("queued", "Waiting for other-run to end.") for n in rds}
 
     assert attach(rds["a"].path).stop() == "dequeued"
-    assert attach(rds["b"].path).kill() == []
+    killed = attach(rds["b"].path).kill()
+    assert killed == [] and killed.dequeued
     cli = subprocess.run([sys.executable, "-m", "tunesmith", "stop", "--force", str(rds["c"].path)],
                          capture_output=True, text=True, cwd=str(SOURCE_ROOT), timeout=60)
     assert cli.returncode == 0 and cli.stdout.strip() == "dequeued", cli.stderr
@@ -375,3 +376,4 @@ def test_the_engine_owns_the_queued_state_and_stopping_takes_a_run_off_the_queue
         status = rd.read_status()
         assert (status["state"], status["message"]) == ("stopped", "Removed from the queue before it started.")
     assert attach(rds["a"].path).stop() == "not running"  # a second Stop changes nothing
+    assert not attach(rds["b"].path).kill().dequeued  # no longer queued: a kill finds nothing to end

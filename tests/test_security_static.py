@@ -8,7 +8,6 @@ every checker is first shown to catch a bad snippet, so a rule cannot pass by fi
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from conftest import ROOT
 

@@ -3,7 +3,6 @@ and a foreground run that Ctrl-C stops gracefully."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 import pytest
 
 from tunesmith.core.cli import main
-from tunesmith.core.paths import SOURCE_ROOT
+from tunesmith.core.paths import SOURCE_ROOT, child_env
 from tunesmith.core.train.rundir import RunDir
 from toy import sft_rows, toy_config, write_json
 
@@ -72,7 +71,7 @@ def test_overrides_seed_and_resume_reach_the_config(config_yaml):
 
 def _cli(*args, env=None, timeout=60, cwd=SOURCE_ROOT):
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT), **(env or {})})
+                          timeout=timeout, env=child_env(**(env or {})))
 
 
 def test_bad_config_is_one_error_line_with_exit_code_2(tmp_path, config_yaml):
@@ -99,7 +98,7 @@ def test_status_and_stop_verbs_on_a_run_folder(tmp_path, capsys):
 @pytest.mark.slow
 def test_foreground_train_shows_progress_and_ctrl_c_stops_gracefully(tmp_path, config_yaml):
     work = tmp_path / "fg"
-    env = {**os.environ, "TUNESMITH_FAULT": "sleep_per_step:0.5", "PYTHONUNBUFFERED": "1"}
+    env = child_env(TUNESMITH_FAULT="sleep_per_step:0.5", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "train", str(config_yaml), "--work-dir", str(work),
                              "--set", "training.max_steps=30", "training.save_steps=0"], cwd=SOURCE_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

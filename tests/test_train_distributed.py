@@ -128,7 +128,7 @@ def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model
     """Two launches of `python -m tunesmith train --nnodes 2 --node-rank R`, one process each, as on two machines that
     share the run folder. Node 1's supervisor used to see its trainer exit 0 "without reporting a result" (only
     global rank 0 reports) and end failed with exit code 1, so a scheduler saw a failure."""
-    from tunesmith.core.paths import SOURCE_ROOT
+    from tunesmith.core.paths import SOURCE_ROOT, child_env
     from tunesmith.core.train.commands import free_port
 
     base = tmp_path_factory.mktemp("nodes")
@@ -143,7 +143,7 @@ def test_two_nodes_on_one_machine_both_end_finished(tmp_path_factory, tiny_model
                                  "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
                                  "--master-addr", "127.0.0.1", "--master-port", str(port)],
                                 cwd=SOURCE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
+                                env=child_env())
 
     nodes = [node(0)]
     deadline = time.monotonic() + 60

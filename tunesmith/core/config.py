@@ -410,7 +410,7 @@ def numbers(cfg: RunConfig):
 
 def _problems(cfg: RunConfig):
     E = ConfigError
-    m, d, t, me, lo, q, di = cfg.model, cfg.data, cfg.training, cfg.method, cfg.lora, cfg.quantization, cfg.distributed
+    m, d, t, me, lo, di = cfg.model, cfg.data, cfg.training, cfg.method, cfg.lora, cfg.distributed
 
     # Set in code, past _coerce's check. Every comparison below is meaningless on inf/nan, so stop here.
     non_finite = [E(f"must be a finite number, got {value!r}.", "Write a number such as 3.", field=where)

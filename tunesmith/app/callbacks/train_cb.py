@@ -229,13 +229,11 @@ def force_stop(values: dict, settings: AppSettings) -> dict:
     """Kill the watched run at once (its own button, never a second Stop): only processes proven to be
     this run's trainer are signalled; the work since the last checkpoint is lost."""
     from tunesmith.core.train.launcher import attach
-    from tunesmith.core.train.rundir import RunDir
 
     run_dir = _current(values, settings)
     lang = lang_of(values)
-    was_queued = RunDir(run_dir).read_status().get("state") == QUEUED
     killed = attach(run_dir).kill()
-    if was_queued:
+    if killed.dequeued:
         return {STATUS: ok_html(text("state_stopped", lang)), SEEN: ""}
     message = text("run_force_stopped", lang, n=len(killed)) if killed else text("run_not_running", lang)
     return {STATUS: ok_html(message), SEEN: "", "train/cmd": commands.stop_command(str(run_dir), force=True)}

@@ -155,13 +155,11 @@ def cmd_status(args) -> int:
 
 def cmd_stop(args) -> int:
     from tunesmith.core.train.launcher import attach
-    from tunesmith.core.train.rundir import QUEUED
 
     handle = attach(args.run_dir)
     if args.force:
-        queued = handle.rd.read_status().get("state") == QUEUED
         pids = handle.kill()  # signals only processes proven to be this run's (UserError otherwise)
-        print("dequeued" if queued else f"killed {len(pids)} process(es)")
+        print("dequeued" if pids.dequeued else f"killed {len(pids)} process(es)")
         return 0
     outcome = handle.stop()
     if outcome == "already stopping":

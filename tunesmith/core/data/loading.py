@@ -32,7 +32,7 @@ JSON_PRECHECK_BYTES = 64 << 20  # larger files are only parsed by datasets (our 
 def check_utf8(path: Path) -> None:
     """Raise a DataError at the first byte that is not UTF-8, naming its line and column."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, line, line_start = 0, 1, 0
+    offset = 0
     with open(path, "rb") as fh:
         while True:
             chunk = fh.read(_CHUNK)

@@ -38,6 +38,14 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return (Path.cwd() / "work_dirs" / (cfg.output.name or cfg.default_name())).resolve()
 
 
+class Killed(list):
+    """The pids :meth:`RunHandle.kill` signalled; ``dequeued`` when the run was only queued (none)."""
+
+    def __init__(self, pids=(), *, dequeued: bool = False):
+        super().__init__(pids)
+        self.dequeued = dequeued
+
+
 class RunHandle:
     """A run started by this process (``popen`` set) or found on disk by :func:`attach`."""
 
@@ -103,20 +111,21 @@ class RunHandle:
         self.rd.write_status(state="stopping", message="Stop requested: saving a checkpoint at the next step.")
         return "stopping"
 
-    def kill(self) -> list[int]:
+    def kill(self) -> Killed:
         """End every process of the run at once (SIGKILL to the group and its descendants), and only
         processes proven to be this run's (procs.verified_run_processes): the pid in status.json alone
-        proves nothing. Raises UserError when the recorded pid is alive but is not this run's trainer."""
+        proves nothing. Returns the pids signalled. Raises UserError when the recorded pid is alive but is
+        not this run's trainer."""
         status = self.rd.read_status()
         if status.get("state") == QUEUED:  # nothing runs yet: nothing to kill, only the queue to leave
             self.rd.write_status(state="stopped", message=DEQUEUED_MESSAGE)
-            return []
+            return Killed(dequeued=True)
         leader, _others = procs.verified_run_processes(self.rd.path, status)
         if leader is None and procs.process_matches(status.get("pid"), None) and self.is_alive():
             raise UserError(f"refusing to signal pid {status.get('pid')}: it is not the trainer of {self.rd.path} "
                             "(its start time or command line do not match what the launcher recorded).",
                             "Nothing was signalled. If the run is really still going, end its processes yourself.")
-        killed = procs.kill_run(self.rd.path, status)
+        killed = Killed(procs.kill_run(self.rd.path, status))
         if self._popen is not None:
             try:
                 self._popen.wait(timeout=10)
