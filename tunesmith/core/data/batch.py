@@ -37,18 +37,19 @@ def starts_of(lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def gather_runs(values: np.ndarray, offsets: np.ndarray, index) -> tuple[np.ndarray, np.ndarray]:
-    """The runs ``values[offsets[i]:offsets[i + 1]]`` for ``i`` in ``index``, end to end, and their lengths.
+def run_index(offsets: np.ndarray, index) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the runs ``offsets[i]:offsets[i + 1]`` for ``i`` in ``index``, end to end, and their
+    lengths: one gather index for every column that shares the offsets.
 
-    >>> v, lens = gather_runs(np.arange(5), np.array([0, 3, 5]), [1, 0])
-    >>> v.tolist(), lens.tolist()
-    ([3, 4, 0, 1, 2], [2, 3])
+    >>> where, lens = run_index(np.array([0, 3, 5]), [1, 0])
+    >>> np.arange(10, 15)[where].tolist(), lens.tolist()
+    ([13, 14, 10, 11, 12], [2, 3])
     """
     index = np.asarray(index, np.int64)
     starts = offsets[:-1][index]
     lens = offsets[1:][index] - starts
     new = starts_of(lens)
-    return values[np.repeat(starts - new[:-1], lens) + np.arange(new[-1])], lens
+    return np.repeat(starts - new[:-1], lens) + np.arange(new[-1]), lens
 
 
 @dataclass
@@ -116,9 +117,8 @@ class EncodedBatch:
         index = np.asarray(index, np.int64)
         if len(index) == len(self) and (index == np.arange(len(self))).all():
             return self
-        ids, lens = gather_runs(self.ids, self.offsets, index)
-        labels, _ = gather_runs(self.labels, self.offsets, index)
-        return EncodedBatch(ids, labels, starts_of(lens), self.full_length[index], self.supervised[index],
+        where, lens = run_index(self.offsets, index)
+        return EncodedBatch(self.ids[where], self.labels[where], starts_of(lens), self.full_length[index], self.supervised[index],
                             self.cut[index], [self.errors[i] for i in index.tolist()])
 
     @classmethod

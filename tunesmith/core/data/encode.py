@@ -139,15 +139,13 @@ class _Layout:
     __slots__ = ("pieces", "supervised", "counts", "cuts", "texts")
 
     def __init__(self, cut_plans: list[tuple[list, bool]]):
-        self.pieces, self.supervised, self.counts, self.cuts = [], [], [], []
-        for plan, cut in cut_plans:
-            self.cuts.append(cut)
-            self.counts.append(len(plan))
-            for piece, sup in plan:
-                self.pieces.append(piece)
-                self.supervised.append(sup)
+        flat = [pair for plan, _ in cut_plans for pair in plan]
+        self.pieces = [piece for piece, _ in flat]
+        self.supervised = [sup for _, sup in flat]
+        self.counts = [len(plan) for plan, _ in cut_plans]
+        self.cuts = [cut for _, cut in cut_plans]
         # each text tokenised on its own, as XTuner's encode_fn does (repeats included: cheaper than a lookup)
-        self.texts = [p for p in self.pieces if p.__class__ is str and p]
+        self.texts = [p for p in self.pieces if isinstance(p, str) and p]
 
 
 def overlapped(jobs, work):
@@ -247,10 +245,12 @@ class XTunerEncoder(_Encoder):
         thread while this one lays out the next (and ``chunks`` yields it) and assembles the previous
         (see :func:`overlapped`)."""
 
+        budget = self.char_budget
+
         def jobs():
             for conversations in chunks:
                 plans = [self.pieces(c) for c in conversations]
-                layout = _Layout([_cut_plan(plan, self.char_budget) for plan in plans])
+                layout = _Layout([_cut_plan(plan, budget) for plan in plans])
                 yield (plans, layout), layout.texts
 
         for (plans, layout), ids in overlapped(jobs(), self._token_ids):
@@ -288,7 +288,7 @@ class XTunerEncoder(_Encoder):
     def _finish(self, layout: _Layout, text_ids: list[list[int]]) -> EncodedBatch:
         """A layout and the ids of its texts -> the samples, cut to max_length."""
         texts = iter(text_ids)
-        ids, piece_len = flat_ids([(next(texts) if p else ()) if p.__class__ is str else p for p in layout.pieces])
+        ids, piece_len = flat_ids([(next(texts) if p else ()) if isinstance(p, str) else p for p in layout.pieces])
         sup_tokens = np.repeat(np.fromiter(layout.supervised, bool, len(layout.supervised)), piece_len)
         labels = np.where(sup_tokens, ids, np.int32(IGNORE_INDEX))
         piece_at = starts_of(np.fromiter(layout.counts, np.int64, len(layout.counts)))
@@ -335,20 +335,19 @@ def to_encoded(batch: EncodedBatch) -> list[Encoded]:
 
 
 def _cut_plan(plan: list, budget: int) -> tuple[list, bool]:
-    """The pieces that fit in ``budget`` characters (the last one cut), and whether anything was cut."""
-    out, used = [], 0
-    for piece, supervised in plan:
-        if not isinstance(piece, str):
-            out.append((piece, supervised))
-            continue
-        if used + len(piece) > budget:
-            head = cut_text(piece, budget - used)
-            if head:
-                out.append((head, supervised))
-            return out, True
-        out.append((piece, supervised))
-        used += len(piece)
-    return out, False
+    """The pieces that fit in ``budget`` characters (the last one cut), and whether anything was cut.
+
+    >>> _cut_plan([([1], False), ("ab cd", True)], 3)
+    ([([1], False), ('ab', True)], True)
+    """
+    used = 0
+    for i, (piece, supervised) in enumerate(plan):
+        if isinstance(piece, str):
+            used += len(piece)
+            if used > budget:
+                head = cut_text(piece, budget - used + len(piece))
+                return plan[:i] + ([(head, supervised)] if head else []), True
+    return plan, False
 
 
 def _truncate(input_ids: list[int], labels: list[int], max_length: int, supervised: int = -1) -> Encoded:

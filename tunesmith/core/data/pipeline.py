@@ -152,11 +152,13 @@ def _encode_rows(batch: dict, indices: list[int], spec: PipelineSpec):
     keys = list(batch)
     reasons, notes, good = [""] * n, [""] * n, []
 
+    rows_of = zip(*(batch[k] for k in keys))
+
     def conversations():
         for start in range(0, n, OVERLAP_CHUNK):
             chunk = []
             for j in range(start, min(n, start + OVERLAP_CHUNK)):
-                row = {k: batch[k][j] for k in keys}
+                row = dict(zip(keys, next(rows_of)))
                 took_number()
                 try:
                     conversation, notes[j] = row_conversation(row, spec)
