@@ -88,7 +88,8 @@ def assemble(ds, bins: list[list[int]], lengths: np.ndarray, fingerprint: str | 
     row_offsets = np.concatenate([[0], np.cumsum(bin_tokens)]).astype(np.int64)
 
     sample_start = np.cumsum(sample_len) - sample_len
-    positions = np.arange(total, dtype=np.int64) - np.repeat(sample_start, sample_len)
+    index = np.int32 if total < 2**31 else np.int64  # half the bytes to write for all but huge datasets
+    positions = np.arange(total, dtype=index) - np.repeat(sample_start.astype(index), sample_len)
 
     def as_list(values):  # int32 ids: the collator turns rows into int64 tensors; half the bytes to move
         values = pa.array(values.astype(np.int32, copy=False))
