@@ -104,7 +104,7 @@ def make_spec(data, tokenizer, column_names, first_row=None, *, model_name_or_pa
 
 def row_conversation(row: dict, spec: PipelineSpec) -> tuple[list[dict], str]:
     """Row -> (conversation, note) or RowSkipped."""
-    result = spec.map_fn(row)
+    result = spec.map_fn.fn(row)  # not through MapFn.__call__: one frame less per row
     conversation = result.get("conversation") or []
     if not conversation:
         raise RowSkipped("no conversation after mapping")

@@ -65,12 +65,14 @@ def loose_text(value) -> str:
 
 def column(row: dict, name: str) -> str:
     """The text of a column the map function needs (a missing one is a KeyError: check_columns names it)."""
-    return text(row[name], f"'{name}'")
+    value = row[name]
+    return value if value.__class__ is str else text(value, f"'{name}'")  # the common case, once per row
 
 
 def optional(row: dict, name: str) -> str:
     """The text of a column that may be absent ("" then)."""
-    return text(row.get(name), f"'{name}'")
+    value = row.get(name)
+    return value if value.__class__ is str else text(value, f"'{name}'")
 
 
 def as_list(value) -> list:
