@@ -118,8 +118,8 @@ class EncodedBatch:
         if len(index) == len(self) and (index == np.arange(len(self))).all():
             return self
         where, lens = run_index(self.offsets, index)
-        return EncodedBatch(self.ids[where], self.labels[where], starts_of(lens), self.full_length[index], self.supervised[index],
-                            self.cut[index], [self.errors[i] for i in index.tolist()])
+        return EncodedBatch(self.ids[where], self.labels[where], starts_of(lens), self.full_length[index],
+                            self.supervised[index], self.cut[index], [self.errors[i] for i in index.tolist()])
 
     @classmethod
     def concat(cls, batches: list[EncodedBatch]) -> EncodedBatch:

@@ -205,7 +205,7 @@ class XTunerEncoder(_Encoder):
         if self.template is not None:
             # the template's SEP is the same text in every turn: tokenised once here (alone, as XTuner does)
             # instead of once per turn, one text less per sample for the tokenizer
-            self._sep = batch_token_ids(tokenizer, [self.template.sep])[0] if self.template.sep else ""
+            self._sep = batch_token_ids(tokenizer, [self.template.sep])[0] if self.template.sep else []
             self._instruction = _filler(self.template.instruction, "input")
             self._system = _filler(self.template.system, "system") if self.template.system else None
 
@@ -301,8 +301,7 @@ class XTunerEncoder(_Encoder):
         """Tokens the template itself puts around one empty answer (BOS, system, instruction, suffix, EOS)."""
         turn = {"system": system, "input": "", "output": ""}
         enc = self.encode_batch([[turn]])[0]
-        sep = self.template.sep if self.template else ""
-        return enc.full_length - (len(self.tokenizer(sep, add_special_tokens=False)["input_ids"]) if sep else 0)
+        return enc.full_length - (len(self._sep) if self.template else 0)
 
 
 def needs_more_text(full_length, cut, max_length: int):

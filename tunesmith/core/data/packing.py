@@ -91,11 +91,11 @@ def assemble(ds, bins: list[list[int]], lengths: np.ndarray, fingerprint: str | 
     index = np.int32 if total < 2**31 else np.int64  # half the bytes to write for all but huge datasets
     positions = np.arange(total, dtype=index) - np.repeat(sample_start.astype(index), sample_len)
 
+    offsets = pa.array(row_offsets.astype(np.int32)) if total < 2**31 else pa.array(row_offsets)
+    make_list = pa.ListArray if total < 2**31 else pa.LargeListArray
+
     def as_list(values):  # int32 ids: the collator turns rows into int64 tensors; half the bytes to move
-        values = pa.array(values.astype(np.int32, copy=False))
-        if total < 2**31:
-            return pa.ListArray.from_arrays(pa.array(row_offsets.astype(np.int32)), values)
-        return pa.LargeListArray.from_arrays(pa.array(row_offsets), values)
+        return make_list.from_arrays(offsets, pa.array(values.astype(np.int32, copy=False)))
 
     table = pa.table({
         "input_ids": as_list(cols["input_ids"]),

@@ -21,7 +21,9 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tunesmith.core.data.batch import EncodedBatch
+import numpy as np
+
+from tunesmith.core.data.batch import EncodedBatch, starts_of
 from tunesmith.core.data.encode import OVERLAP_CHUNK, apply_system, make_encoder
 from tunesmith.core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
 from tunesmith.core.data.map_fns.base import NUMBER_NOTE, MapFn, text, took_number
@@ -151,7 +153,6 @@ def _encode_rows(batch: dict, indices: list[int], spec: PipelineSpec):
     n = len(indices)
     keys = list(batch)
     reasons, notes, good = [""] * n, [""] * n, []
-
     rows_of = zip(*(batch[k] for k in keys))
 
     def conversations():
@@ -201,7 +202,6 @@ def row_table(batch, rows: list[int], reasons: list[str], notes: list[str], indi
     Arrow arrays built from the flat token arrays whole, instead of a list per row: ``datasets`` writes a
     table as it is.
     """
-    import numpy as np
     import pyarrow as pa
 
     n = len(indices)
@@ -213,7 +213,7 @@ def row_table(batch, rows: list[int], reasons: list[str], notes: list[str], indi
         return out
 
     length = per_row(batch.lengths)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(length)]).astype(np.int32))
+    offsets = pa.array(starts_of(length).astype(np.int32))
     return pa.table({
         "input_ids": pa.ListArray.from_arrays(offsets, pa.array(batch.ids.astype(np.int32, copy=False))),
         "labels": pa.ListArray.from_arrays(offsets, pa.array(batch.labels.astype(np.int32, copy=False))),
@@ -229,7 +229,7 @@ def collect_stats(encoded, spec: PipelineSpec, rows: int) -> DatasetStats:
     if isinstance(encoded, dict):
         cols = encoded
     else:
-        table = encoded.with_format("arrow", columns=list(names))[:] if hasattr(encoded, "with_format") else encoded
+        table = encoded.with_format("arrow", columns=list(names))[:]
         cols = {c: table.column(c).to_pylist() for c in names}
     for reason, note, row, length, full, sup in zip(cols["drop_reason"], cols["note"], cols["row"], cols["length"],
                                                     cols["full_length"], cols["supervised"]):
@@ -345,9 +345,10 @@ def map_batch_rows(max_length: int) -> int:
 def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
     """Run :func:`encode_rows` over a Dataset; returns (samples, stats), a dropped row left empty."""
     num_proc = effective_num_proc(num_proc, ds.num_rows)
-    encoded = ds.map(encode_rows, batched=True, batch_size=map_batch_rows(spec.max_length), with_indices=True, fn_kwargs={"spec": spec},
-                     remove_columns=ds.column_names, num_proc=num_proc if num_proc > 1 else None,
-                     new_fingerprint=spec_fingerprint(ds, spec), desc="Tokenising")
+    encoded = ds.map(encode_rows, batched=True, batch_size=map_batch_rows(spec.max_length), with_indices=True,
+                     fn_kwargs={"spec": spec}, remove_columns=ds.column_names,
+                     num_proc=num_proc if num_proc > 1 else None, new_fingerprint=spec_fingerprint(ds, spec),
+                     desc="Tokenising")
     stats = collect_stats(encoded, spec, ds.num_rows)
     if stats.kept == 0:
         raise nothing_left_error(stats, path)
