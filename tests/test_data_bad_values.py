@@ -87,9 +87,10 @@ MAX_LENGTH = 256
 def _record_tokenised(monkeypatch) -> list[int]:
     """Wrap both tokenizer entry points of the encoders; returns the lengths of the texts they were given."""
     import tunesmith.core.data.encode as encode
+    import tunesmith.core.data.token_ids as token_ids
 
     sizes: list[int] = []
-    fast, offsets = encode.batch_token_ids, encode.batch_ids_offsets
+    fast, offsets = token_ids.batch_token_ids, encode.batch_ids_offsets
 
     def batch_token_ids(tokenizer, texts):
         sizes.extend(map(len, texts))
@@ -99,7 +100,7 @@ def _record_tokenised(monkeypatch) -> list[int]:
         sizes.extend(map(len, texts))
         return offsets(tokenizer, texts)
 
-    monkeypatch.setattr(encode, "batch_token_ids", batch_token_ids)
+    monkeypatch.setattr(token_ids, "batch_token_ids", batch_token_ids)
     monkeypatch.setattr(encode, "batch_ids_offsets", batch_ids_offsets)
     return sizes
 

@@ -10,8 +10,9 @@ import copy
 
 import pytest
 
-from tunesmith.core.data.encode import (IGNORE_INDEX, ChatTemplateEncoder, XTunerEncoder, batch_token_ids,
-                                        conversation_to_messages, make_encoder)
+from tunesmith.core.data.encode import (IGNORE_INDEX, ChatTemplateEncoder, XTunerEncoder, conversation_to_messages,
+                                        make_encoder)
+from tunesmith.core.data.token_ids import batch_token_ids
 
 M = IGNORE_INDEX
 CONV = [{"system": "S", "input": "Hi", "output": "Hello!"}, {"input": "Bye", "output": "Ciao"}]

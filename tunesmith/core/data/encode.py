@@ -28,6 +28,7 @@ import numpy as np
 
 from tunesmith.core.data.batch import IGNORE_INDEX, EncodedBatch, flat_ids, starts_of
 from tunesmith.core.data.templates import CHAT_TEMPLATE, bos_eos_ids, get_template, has_chat_template
+from tunesmith.core.data.token_ids import TextIds, batch_token_ids
 from tunesmith.core.errors import UserError
 
 # Tokens past max_length that a cut text must still yield before its first max_length tokens are trusted:
@@ -36,6 +37,7 @@ CUT_MARGIN = 16
 _CUT_BACKOFF = 256  # look this far back from a cut for a space or line break to cut at
 RETRY_GROWTH = 4  # a cut text that packed tighter than char_budget assumed is encoded again from 4x more
 OVERLAP_CHUNK = 128  # conversations tokenised per call while the next ones are laid out (see overlapped)
+OVERLAP_DEPTH = 2  # tokenizer calls in flight at once (see overlapped)
 
 
 def char_budget(max_length: int) -> int:
@@ -86,19 +88,6 @@ class Encoded:
         return self.full_length > len(self.input_ids)
 
 
-def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    """``tokenizer(texts, add_special_tokens=False)["input_ids"]``, straight from the Rust tokenizer.
-
-    The backend's ``encode_batch_fast`` skips offsets and Python-side conversion; it is only used
-    when no truncation or padding is configured on the backend, so the ids are the same.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None and backend.padding is None:
-        encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
-        return [e.ids for e in encode(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
-
-
 def batch_ids_offsets(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids and character offsets of each text (no special tokens added)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -134,42 +123,47 @@ def apply_system(conversation: list[dict], system: str) -> list[dict]:
 
 
 class _Layout:
-    """Samples' (text or ids, supervised) pieces laid end to end, and the texts to tokenise."""
+    """Samples' (text or ids, supervised) pieces laid end to end: the texts to tokenise (each on its own, as
+    XTuner's encode_fn does; repeats included, cheaper than a lookup) and the ids given as they are."""
 
-    __slots__ = ("pieces", "supervised", "counts", "cuts", "texts")
+    __slots__ = ("supervised", "counts", "cuts", "is_text", "texts", "given")
 
     def __init__(self, cut_plans: list[tuple[list, bool]]):
         flat = [pair for plan, _ in cut_plans for pair in plan]
-        self.pieces = [piece for piece, _ in flat]
+        pieces = [piece for piece, _ in flat]
         self.supervised = [sup for _, sup in flat]
         self.counts = [len(plan) for plan, _ in cut_plans]
         self.cuts = [cut for _, cut in cut_plans]
-        # each text tokenised on its own, as XTuner's encode_fn does (repeats included: cheaper than a lookup)
-        self.texts = [p for p in self.pieces if isinstance(p, str) and p]
+        self.is_text = np.fromiter(map(isinstance, pieces, [str] * len(pieces)), bool, len(pieces))
+        self.texts = [p for p in pieces if isinstance(p, str)]
+        self.given = [p for p in pieces if not isinstance(p, str)]
 
 
-def overlapped(jobs, work):
-    """Yield ``(key, work(arg))`` for each ``(key, arg)`` of ``jobs``, in order, running ``work`` in one
-    worker thread: while it works on job k, the caller assembles job k-1's result and the ``jobs``
-    generator lays out job k+1.
+def overlapped(jobs, work, depth: int = OVERLAP_DEPTH):
+    """Yield ``(key, work(arg))`` for each ``(key, arg)`` of ``jobs``, in order, running ``work`` in
+    ``depth`` worker threads: while they work on jobs k..k+depth-1, the caller assembles job k-1's result
+    and the ``jobs`` generator lays out the next.
 
-    Why a thread: the Rust tokenizer releases the GIL, so the Python work around it (a third of the
-    pipeline's time) runs alongside instead of after it (bench/data_pipeline.py).
+    Why threads: the Rust tokenizer releases the GIL, so the Python work around it (laying out, then
+    turning ids into arrays) runs alongside instead of after it; why two: while one thread turns its ids
+    into arrays (holding the GIL), the other keeps the tokenizer's own threads busy (bench/data_pipeline.py).
 
     >>> list(overlapped(((k, k) for k in range(3)), lambda x: x * 10))
     [(0, 0), (1, 10), (2, 20)]
     """
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="tokenise") as pool:
-        pending = None
+    with ThreadPoolExecutor(depth, thread_name_prefix="tokenise") as pool:
+        pending = deque()
         for key, arg in jobs:
-            future = pool.submit(work, arg)
-            if pending is not None:
-                yield pending[0], pending[1].result()
-            pending = (key, future)
-        if pending is not None:
-            yield pending[0], pending[1].result()
+            pending.append((key, pool.submit(work, arg)))
+            if len(pending) > depth:
+                done_key, future = pending.popleft()
+                yield done_key, future.result()
+        while pending:
+            done_key, future = pending.popleft()
+            yield done_key, future.result()
 
 
 def chunked(items: list, size: int = OVERLAP_CHUNK):
@@ -202,6 +196,8 @@ class XTunerEncoder(_Encoder):
         self.template = get_template(template_name) if template_name else None
         self.max_length = int(max_length)
         self.bos, self.eos = bos_eos_ids(tokenizer)
+        tpl = self.template
+        self._text_ids = TextIds(tokenizer, (tpl.system, tpl.instruction, tpl.suffix, tpl.sep) if tpl else ())
         if self.template is not None:
             # the template's SEP is the same text in every turn: tokenised once here (alone, as XTuner does)
             # instead of once per turn, one text less per sample for the tokenizer
@@ -282,13 +278,18 @@ class XTunerEncoder(_Encoder):
     def char_budget(self) -> int:
         return char_budget(self.max_length)
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        return batch_token_ids(self.tokenizer, texts)
+    def _token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self._text_ids.flat(texts)
 
-    def _finish(self, layout: _Layout, text_ids: list[list[int]]) -> EncodedBatch:
-        """A layout and the ids of its texts -> the samples, cut to max_length."""
-        texts = iter(text_ids)
-        ids, piece_len = flat_ids([(next(texts) if p else ()) if isinstance(p, str) else p for p in layout.pieces])
+    def _finish(self, layout: _Layout, text_ids: tuple[np.ndarray, np.ndarray]) -> EncodedBatch:
+        """A layout and the (flat) ids of its texts -> the samples, cut to max_length."""
+        text_flat, text_len = text_ids
+        given_flat, given_len = flat_ids(layout.given)
+        piece_len = np.empty(len(layout.is_text), np.int64)
+        piece_len[layout.is_text], piece_len[~layout.is_text] = text_len, given_len
+        from_text = np.repeat(layout.is_text, piece_len)
+        ids = np.empty(len(from_text), np.int32)
+        ids[from_text], ids[~from_text] = text_flat, given_flat
         sup_tokens = np.repeat(np.fromiter(layout.supervised, bool, len(layout.supervised)), piece_len)
         labels = np.where(sup_tokens, ids, np.int32(IGNORE_INDEX))
         piece_at = starts_of(np.fromiter(layout.counts, np.int64, len(layout.counts)))

@@ -284,6 +284,8 @@ def _load_file(path: Path, kind: str):
             ds = ds.map(lambda b: {"text": [t.strip("\n") for t in b["text"]]}, batched=True)
         return ds.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True)
     options = {"sep": csv_delimiter(path)} if kind == "csv" else {}
+    if kind == "json" and path.stat().st_size <= JSON_PRECHECK_BYTES and _json_needs_parse(path):
+        _json_rows(path)  # the DataError that names the row; a file it accepts is then read by datasets
     try:
         ds = datasets.load_dataset(kind, data_files=str(path), split="train", **options)
         if kind == "json" and ds.num_rows == 1 and len(ds.column_names) == 1:
@@ -382,10 +384,11 @@ def _load_hub(name: str, split: str):
                         ) from None
 
 
-def precheck(path: str) -> tuple[Path | None, str]:
+def precheck(path: str, *, parse_json: bool = True) -> tuple[Path | None, str]:
     """Cheap checks that need no heavy import: (local path or None for a hub id, reader kind).
 
-    Raises a DataError for a missing, empty, non-UTF-8 or unsupported file.
+    Raises a DataError for a missing, empty, non-UTF-8 or unsupported file, and (``parse_json``) for a
+    JSON file that is broken or holds no rows (a list of numbers, NaN, a lone surrogate escape).
     """
     if not path:
         raise DataError("no dataset given.",
@@ -408,9 +411,47 @@ def precheck(path: str) -> tuple[Path | None, str]:
         raise DataError(f"{path} is empty.", "Put at least one sample in it.")
     if kind != "parquet":
         check_utf8(p)
-    if kind == "json" and p.stat().st_size <= JSON_PRECHECK_BYTES:
+    if parse_json and kind == "json" and p.stat().st_size <= JSON_PRECHECK_BYTES:
         _json_rows(p)  # syntax errors with line and column, without importing datasets
     return p, kind
+
+
+def _json_needs_parse(path: Path) -> bool:
+    """Whether ``datasets`` may misread this JSON file, or crash on it, so our own parser must see it first.
+
+    It reads without failing what holds no rows (``[1, 2]`` becomes a "text" column), NaN and Infinity
+    (they become empty cells) and surrogate escapes; pyarrow's JSON Lines reader crashes the process on a
+    line nested some thousands deep (a list document goes through a parser with a depth limit first).
+
+    Why not always parse: it cost a quarter of the time outside the tokenizer on a 20,000-row file
+    (bench/data_pipeline.py); these byte searches cost a fifth of it, and what ``datasets`` refuses our
+    parser explains, with line and column.
+    """
+    raw = path.read_bytes()
+    head = raw[:_SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"[":
+        if head[1:].lstrip(b" \t\r\n")[:1] not in (b"{", b""):
+            return True  # a list whose first item is not an object
+    elif head[:1] != b"{" or _deep_line(raw):
+        return True  # a single scalar, or a line that may nest too deep for pyarrow
+    return b"NaN" in raw or b"Infinity" in raw or _SURROGATE_BYTES.search(raw) is not None
+
+
+_DEEP = 512  # opening brackets on one line past which a line may nest too deep for pyarrow (it crashed at 10,000)
+
+
+def _deep_line(raw: bytes) -> bool:
+    """Whether some line holds more than _DEEP opening brackets (an upper bound of its depth).
+
+    >>> _deep_line(b'{"a": [1]}\\n' * 1000), _deep_line(b'{"a": ' + b'[' * 600 + b']' * 600 + b'}')
+    (False, True)
+    """
+    if raw.count(b"[") + raw.count(b"{") <= _DEEP:
+        return False
+    return any(line.count(b"[") + line.count(b"{") > _DEEP for line in raw.split(b"\n"))
+
+
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def load_rows(path: str, *, split: str = "train"):
@@ -422,7 +463,7 @@ def load_rows(path: str, *, split: str = "train"):
     >>> load_rows(f)[0]
     {'input': 'a', 'output': 'b'}
     """
-    p, kind = precheck(path)
+    p, kind = precheck(path, parse_json=False)  # datasets parses it; _load_file checks what it may misread
     if kind == "hub":
         ds = _load_hub(path, split)
     elif kind == "saved":

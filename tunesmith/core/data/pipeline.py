@@ -278,7 +278,7 @@ def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
                      "(`python -m tunesmith check-dataset` shows each step).")
 
 
-_CODE_FILES = ("pipeline.py", "encode.py", "batch.py", "templates.py", "map_fns/__init__.py", "map_fns/base.py",
+_CODE_FILES = ("pipeline.py", "encode.py", "batch.py", "token_ids.py", "templates.py", "map_fns/__init__.py", "map_fns/base.py",
                "map_fns/formats.py", "map_fns/messages.py", "map_fns/agent.py", "map_fns/columns.py",
                "map_fns/suggest.py", "map_fns/registry.py")
 

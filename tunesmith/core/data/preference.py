@@ -24,7 +24,8 @@ with that reason and counted. Only the head of a very long text is tokenised (as
 
 from __future__ import annotations
 
-from tunesmith.core.data.encode import CUT_MARGIN, batch_token_ids, char_budget, cut_text
+from tunesmith.core.data.encode import CUT_MARGIN, char_budget, cut_text
+from tunesmith.core.data.token_ids import batch_token_ids
 from tunesmith.core.data.map_fns.base import RowSkipped, as_list, text
 from tunesmith.core.data.pipeline import BuiltData, _split_eval
 from tunesmith.core.data.stats import DatasetStats
