@@ -135,16 +135,19 @@ def test_single_conversation_object_is_one_row(tmp_path):
 
 def test_only_files_datasets_may_misread_are_parsed_twice(tmp_path, monkeypatch):
     """load_rows leaves a plain JSON file to datasets alone; our parser reads only what datasets may misread
-    or crash on (rows that are not objects, NaN, a line nested deeper than pyarrow can take)."""
+    or crash on: rows that are not objects, a line nested deeper than pyarrow can take, and a table with a
+    null or a float (what NaN and Infinity become)."""
     import tunesmith.core.data.loading as loading
 
     parsed = []
     real = loading._json_rows
     monkeypatch.setattr(loading, "_json_rows", lambda path: parsed.append(path.name) or real(path))
     files = {"plain.json": json.dumps(ROWS), "plain.jsonl": "".join(json.dumps(r) + "\n" for r in ROWS),
-             "nan_text.json": json.dumps([{"input": "NaN as text", "output": "ok"}]),
-             "deep_ok.jsonl": json.dumps({"input": "q", "output": "a", "x": [[[[1]]]] * 200}) + "\n"}
+             "nan_text.json": json.dumps([{"input": "NaN and Infinity as text", "output": "ok"}]),
+             "deep_ok.jsonl": json.dumps({"input": "q", "output": "a", "x": [[[[1]]]] * 200}) + "\n",
+             "null.json": json.dumps([{"input": "q", "output": "a", "extra": None}]),
+             "number.jsonl": json.dumps({"input": "q", "output": "a", "score": 0.5}) + "\n"}
     for name, content in files.items():
         (tmp_path / name).write_text(content)
         assert load_rows(str(tmp_path / name)).num_rows == (2 if "plain" in name else 1)
-    assert parsed == ["nan_text.json", "deep_ok.jsonl"]  # the word NaN, 800 brackets on a line: looked at, fine
+    assert parsed == ["deep_ok.jsonl", "null.json", "number.jsonl"]  # looked at, and fine

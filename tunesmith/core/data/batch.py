@@ -48,8 +48,28 @@ def run_index(offsets: np.ndarray, index) -> tuple[np.ndarray, np.ndarray]:
     index = np.asarray(index, np.int64)
     starts = offsets[:-1][index]
     lens = offsets[1:][index] - starts
-    new = starts_of(lens)
-    return np.repeat(starts - new[:-1], lens) + np.arange(new[-1]), lens
+    return counting_runs(starts, lens, np.int32 if len(offsets) and offsets[-1] < 2**31 else np.int64), lens
+
+
+def counting_runs(starts: np.ndarray, lens: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """``starts[k], starts[k] + 1, ...`` (``lens[k]`` numbers) for each k, end to end.
+
+    Why not ``np.repeat(...) + np.arange(...)``: that takes three arrays as long as the result, and fresh
+    memory costs more than the arithmetic (page faults: packing 20,000 samples spent half its time there,
+    bench/data_pipeline.py); this writes one array and sums it in place.
+
+    >>> counting_runs(np.array([7, 0, 3]), np.array([2, 0, 3])).tolist()
+    [7, 8, 3, 4, 5]
+    """
+    keep = lens > 0
+    starts, lens = starts[keep], lens[keep]
+    out = np.ones(int(lens.sum()), dtype)
+    if len(out):
+        ends = np.cumsum(lens)
+        out[0] = starts[0]
+        out[ends[:-1]] = starts[1:] - (starts[:-1] + lens[:-1] - 1)  # the jump from one run's end to the next start
+        np.cumsum(out, out=out)
+    return out
 
 
 @dataclass

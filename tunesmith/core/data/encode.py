@@ -36,7 +36,7 @@ from tunesmith.core.errors import UserError
 CUT_MARGIN = 16
 _CUT_BACKOFF = 256  # look this far back from a cut for a space or line break to cut at
 RETRY_GROWTH = 4  # a cut text that packed tighter than char_budget assumed is encoded again from 4x more
-OVERLAP_CHUNK = 128  # conversations tokenised per call while the next ones are laid out (see overlapped)
+OVERLAP_TOKENS = 4_000_000  # token slots (conversations x max_length) tokenised per call: see overlap_chunk
 OVERLAP_DEPTH = 2  # tokenizer calls in flight at once (see overlapped)
 
 
@@ -166,7 +166,20 @@ def overlapped(jobs, work, depth: int = OVERLAP_DEPTH):
             yield done_key, future.result()
 
 
-def chunked(items: list, size: int = OVERLAP_CHUNK):
+def overlap_chunk(max_length: int) -> int:
+    """Conversations tokenised per call while the next ones are laid out (see :func:`overlapped`).
+
+    Large, because every call costs its own Python work around it (1,024 were 10 % faster than 128 on 2
+    cores, bench/data_pipeline.py), yet at most OVERLAP_TOKENS token slots, so long samples keep a call's
+    text to tens of megabytes.
+
+    >>> overlap_chunk(2048), overlap_chunk(32768), overlap_chunk(1 << 20)
+    (1024, 122, 16)
+    """
+    return max(16, min(1024, OVERLAP_TOKENS // max(int(max_length), 1)))
+
+
+def chunked(items: list, size: int):
     """``items`` in lists of ``size``.
 
     >>> list(chunked([1, 2, 3], 2))
@@ -185,7 +198,7 @@ class _Encoder:
             yield EncodedBatch.from_lists(self.encode_batch(conversations))
 
     def encode_flat(self, conversations: list[list[dict]]) -> EncodedBatch:
-        return EncodedBatch.concat(list(self.encode_stream(chunked(conversations))))
+        return EncodedBatch.concat(list(self.encode_stream(chunked(conversations, overlap_chunk(self.max_length)))))
 
 
 class XTunerEncoder(_Encoder):

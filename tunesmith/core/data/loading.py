@@ -284,10 +284,13 @@ def _load_file(path: Path, kind: str):
             ds = ds.map(lambda b: {"text": [t.strip("\n") for t in b["text"]]}, batched=True)
         return ds.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True)
     options = {"sep": csv_delimiter(path)} if kind == "csv" else {}
-    if kind == "json" and path.stat().st_size <= JSON_PRECHECK_BYTES and _json_needs_parse(path):
+    small_json = kind == "json" and path.stat().st_size <= JSON_PRECHECK_BYTES
+    if small_json and _json_needs_parse(path):
         _json_rows(path)  # the DataError that names the row; a file it accepts is then read by datasets
     try:
         ds = datasets.load_dataset(kind, data_files=str(path), split="train", **options)
+        if small_json and _holds_null_or_float(ds):
+            _json_rows(path)  # a NaN or Infinity is named with its row; null and numbers pass
         if kind == "json" and ds.num_rows == 1 and len(ds.column_names) == 1:
             value = ds[0][ds.column_names[0]]
             if _is_row_list(ds.column_names[0], value):
@@ -417,24 +420,43 @@ def precheck(path: str, *, parse_json: bool = True) -> tuple[Path | None, str]:
 
 
 def _json_needs_parse(path: Path) -> bool:
-    """Whether ``datasets`` may misread this JSON file, or crash on it, so our own parser must see it first.
+    """Whether ``datasets`` may misread this JSON file or crash on it, so our own parser must see it first.
 
-    It reads without failing what holds no rows (``[1, 2]`` becomes a "text" column), NaN and Infinity
-    (they become empty cells) and surrogate escapes; pyarrow's JSON Lines reader crashes the process on a
-    line nested some thousands deep (a list document goes through a parser with a depth limit first).
+    It reads ``[1, 2]`` without failing (as a "text" column), and pyarrow's JSON Lines reader crashes the
+    process on a line nested some thousands deep (a list document goes through a parser with a depth limit
+    first). What else could go wrong it refuses (then our parser names line and column) or leaves visible
+    in the table (:func:`_holds_null_or_float`).
 
-    Why not always parse: it cost a quarter of the time outside the tokenizer on a 20,000-row file
-    (bench/data_pipeline.py); these byte searches cost a fifth of it, and what ``datasets`` refuses our
-    parser explains, with line and column.
+    Why not always parse: that cost a quarter of the pipeline's time outside the tokenizer on a 20,000-row
+    file (bench/data_pipeline.py).
     """
     raw = path.read_bytes()
     head = raw[:_SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head[:1] == b"[":
-        if head[1:].lstrip(b" \t\r\n")[:1] not in (b"{", b""):
-            return True  # a list whose first item is not an object
-    elif head[:1] != b"{" or _deep_line(raw):
-        return True  # a single scalar, or a line that may nest too deep for pyarrow
-    return b"NaN" in raw or b"Infinity" in raw or _SURROGATE_BYTES.search(raw) is not None
+        return head[1:].lstrip(b" \t\r\n")[:1] not in (b"{", b"")  # a list whose first item is not an object
+    return head[:1] != b"{" or _deep_line(raw)  # a single scalar, or a line that may nest too deep
+
+
+def _holds_null_or_float(ds) -> bool:
+    """Whether some field of the table, at any depth, holds a null or a float: what ``datasets`` makes of NaN
+    and Infinity (and of JSON null and numbers, which our parser then lets through). Reads only the arrays'
+    metadata."""
+    import pyarrow as pa
+
+    stack = [chunk for column in ds.data.table.columns for chunk in column.chunks]
+    while stack:
+        array = stack.pop()
+        kind = array.type
+        if array.null_count or not (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                                    or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+                                    or pa.types.is_list(kind) or pa.types.is_large_list(kind)
+                                    or pa.types.is_struct(kind)):
+            return True
+        if pa.types.is_struct(kind):
+            stack.extend(array.field(i) for i in range(kind.num_fields))
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            stack.append(array.values)
+    return False
 
 
 _DEEP = 512  # opening brackets on one line past which a line may nest too deep for pyarrow (it crashed at 10,000)
@@ -451,7 +473,6 @@ def _deep_line(raw: bytes) -> bool:
     return any(line.count(b"[") + line.count(b"{") > _DEEP for line in raw.split(b"\n"))
 
 
-_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def load_rows(path: str, *, split: str = "train"):

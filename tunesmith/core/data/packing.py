@@ -16,7 +16,7 @@ import bisect
 
 import numpy as np
 
-from tunesmith.core.data.batch import run_index
+from tunesmith.core.data.batch import counting_runs, run_index
 
 MAX_OPEN_BINS = 128
 
@@ -87,9 +87,8 @@ def assemble(ds, bins: list[list[int]], lengths: np.ndarray, fingerprint: str | 
     bin_tokens = np.add.reduceat(sample_len, member_start) if len(bins) else np.zeros(0, np.int64)
     row_offsets = np.concatenate([[0], np.cumsum(bin_tokens)]).astype(np.int64)
 
-    sample_start = np.cumsum(sample_len) - sample_len
     index = np.int32 if total < 2**31 else np.int64  # half the bytes to write for all but huge datasets
-    positions = np.arange(total, dtype=index) - np.repeat(sample_start.astype(index), sample_len)
+    positions = counting_runs(np.zeros(len(sample_len), np.int64), sample_len, index)
 
     offsets = pa.array(row_offsets.astype(np.int32)) if total < 2**31 else pa.array(row_offsets)
     make_list = pa.ListArray if total < 2**31 else pa.LargeListArray

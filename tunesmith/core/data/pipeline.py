@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tunesmith.core.data.batch import EncodedBatch, starts_of
-from tunesmith.core.data.encode import OVERLAP_CHUNK, apply_system, make_encoder
+from tunesmith.core.data.encode import apply_system, make_encoder, overlap_chunk
 from tunesmith.core.data.map_fns import COLUMNS, RowSkipped, check_columns, get_map_fn, suggest_map_fn
 from tunesmith.core.data.map_fns.base import NUMBER_NOTE, MapFn, text, took_number
 from tunesmith.core.data.stats import DatasetStats
@@ -156,9 +156,10 @@ def _encode_rows(batch: dict, indices: list[int], spec: PipelineSpec):
     rows_of = zip(*(batch[k] for k in keys))
 
     def conversations():
-        for start in range(0, n, OVERLAP_CHUNK):
+        size = overlap_chunk(spec.max_length)
+        for start in range(0, n, size):
             chunk = []
-            for j in range(start, min(n, start + OVERLAP_CHUNK)):
+            for j in range(start, min(n, start + size)):
                 row = dict(zip(keys, next(rows_of)))
                 took_number()
                 try:

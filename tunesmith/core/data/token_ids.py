@@ -20,7 +20,7 @@ import numpy as np
 
 from tunesmith.core.data.batch import flat_ids, starts_of
 
-GROUP_CHARS = 4096  # texts are joined up to about this many characters; a longer text goes alone
+GROUP_CHARS = 16384  # texts are joined up to about this many characters; a longer text goes alone
 
 # Normalizers and pre-tokenizers that treat every piece between added tokens alike, wherever it stands.
 # Metaspace with prepend_scheme "first" is not among them: it marks only the piece at the start of the text.
