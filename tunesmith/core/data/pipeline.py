@@ -332,21 +332,26 @@ def effective_num_proc(requested, rows: int, cores: int | None = None) -> int:
     return max(1, min(int(requested or 1), rows // 1000 or 1, cores // 2))
 
 
-def map_batch_rows(max_length: int) -> int:
+def map_batch_rows(max_length: int, rows: int | None = None) -> int:
     """Rows per ``datasets.map`` call: large, because each call starts and drains the tokenising overlap
     (10,000 rows were 10 % faster than 1,000 on 2 cores, bench/data_pipeline.py), yet at most
-    MAP_BATCH_TOKENS token slots, so long samples keep a batch's arrays under a gigabyte.
+    MAP_BATCH_TOKENS token slots, so long samples keep a batch's arrays under a gigabyte. With ``rows``,
+    the calls share the rows evenly: a last call of a few hundred rows would be all start and drain.
 
-    >>> map_batch_rows(2048), map_batch_rows(32768), map_batch_rows(128)
-    (9765, 1000, 10000)
+    >>> map_batch_rows(2048), map_batch_rows(32768), map_batch_rows(128), map_batch_rows(2048, rows=20000)
+    (9765, 1000, 10000, 6667)
     """
-    return max(1000, min(10000, MAP_BATCH_TOKENS // max(int(max_length), 1)))
+    most = max(1000, min(10000, MAP_BATCH_TOKENS // max(int(max_length), 1)))
+    if not rows:
+        return most
+    calls = -(-rows // most)
+    return -(-rows // calls)
 
 
 def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
     """Run :func:`encode_rows` over a Dataset; returns (samples, stats), a dropped row left empty."""
     num_proc = effective_num_proc(num_proc, ds.num_rows)
-    encoded = ds.map(encode_rows, batched=True, batch_size=map_batch_rows(spec.max_length), with_indices=True,
+    encoded = ds.map(encode_rows, batched=True, batch_size=map_batch_rows(spec.max_length, ds.num_rows), with_indices=True,
                      fn_kwargs={"spec": spec}, remove_columns=ds.column_names,
                      num_proc=num_proc if num_proc > 1 else None, new_fingerprint=spec_fingerprint(ds, spec),
                      desc="Tokenising")
