@@ -38,8 +38,8 @@ def _trained(model, trainer, normalizer=None, pre_tokenizer=None):
 
 
 def _byte_level():
-    tok = _trained(models.BPE(), trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
-                   pre_tokenizer=pre_tokenizers.ByteLevel(add_prefix_space=False))
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok = _trained(models.BPE(), trainer, pre_tokenizer=pre_tokenizers.ByteLevel(add_prefix_space=False))
     tok.decoder = decoders.ByteLevel()
     return tok
 
@@ -108,6 +108,13 @@ def test_no_joining_where_a_piece_is_not_tokenised_alike():
     assert joining_separator(_wrap(tok), avoid=("<|im_start|>user\n{input}",))[0] == "<|im_end|>"
     tok.enable_truncation(8)
     assert joining_separator(_wrap(tok)) is None
+    # the unknown token: text the vocabulary lacks becomes it, and every such call would go text by text
+    only_unk = Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>"))
+    only_unk.pre_tokenizer = pre_tokenizers.Whitespace()
+    only_unk.add_special_tokens([AddedToken("<unk>", normalized=False)])
+    assert joining_separator(_wrap(only_unk)) is None
+    only_unk.add_special_tokens([AddedToken("<sep>", normalized=False)])
+    assert joining_separator(_wrap(only_unk)) == ("<sep>", 2)
 
 
 def test_a_text_holding_the_separator_is_tokenised_one_by_one(monkeypatch):

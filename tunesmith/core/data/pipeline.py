@@ -279,8 +279,8 @@ def nothing_left_error(stats: DatasetStats, path: str) -> DataError:
                      "(`python -m tunesmith check-dataset` shows each step).")
 
 
-_CODE_FILES = ("pipeline.py", "encode.py", "batch.py", "token_ids.py", "templates.py", "map_fns/__init__.py", "map_fns/base.py",
-               "map_fns/formats.py", "map_fns/messages.py", "map_fns/agent.py", "map_fns/columns.py",
+_CODE_FILES = ("pipeline.py", "encode.py", "batch.py", "token_ids.py", "templates.py", "map_fns/__init__.py",
+               "map_fns/base.py", "map_fns/formats.py", "map_fns/messages.py", "map_fns/agent.py", "map_fns/columns.py",
                "map_fns/suggest.py", "map_fns/registry.py")
 
 
@@ -351,8 +351,8 @@ def map_batch_rows(max_length: int, rows: int | None = None) -> int:
 def encode_dataset(ds, spec: PipelineSpec, *, num_proc: int = 1, path: str = ""):
     """Run :func:`encode_rows` over a Dataset; returns (samples, stats), a dropped row left empty."""
     num_proc = effective_num_proc(num_proc, ds.num_rows)
-    encoded = ds.map(encode_rows, batched=True, batch_size=map_batch_rows(spec.max_length, ds.num_rows), with_indices=True,
-                     fn_kwargs={"spec": spec}, remove_columns=ds.column_names,
+    encoded = ds.map(encode_rows, batched=True, batch_size=map_batch_rows(spec.max_length, ds.num_rows),
+                     with_indices=True, fn_kwargs={"spec": spec}, remove_columns=ds.column_names,
                      num_proc=num_proc if num_proc > 1 else None, new_fingerprint=spec_fingerprint(ds, spec),
                      desc="Tokenising")
     stats = collect_stats(encoded, spec, ds.num_rows)

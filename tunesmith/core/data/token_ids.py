@@ -15,6 +15,7 @@ tokenises every piece between them on its own. Joining is used only where that h
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 
@@ -30,6 +31,8 @@ _PIECEWISE_PRE_TOKENIZERS = {"Sequence", "ByteLevel", "Split", "Digits", "Punctu
                              "WhitespaceSplit", "BertPreTokenizer", "CharDelimiterSplit", "UnicodeScripts",
                              "FixedLength", "Metaspace"}
 _MODELS = {"BPE", "WordPiece", "Unigram", "WordLevel"}
+# transformers sets the backend's truncation and padding on each call: two threads at once would collide
+_TRANSFORMERS_CALL = threading.Lock()
 
 
 def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
@@ -42,7 +45,8 @@ def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
     if backend is not None:
         encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
         return [e.ids for e in encode(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    with _TRANSFORMERS_CALL:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 def _plain_backend(tokenizer):
@@ -89,7 +93,9 @@ def joining_separator(tokenizer, avoid: tuple[str, ...] = ()) -> tuple[str, int]
     The token must be split out of any text before normalising (``normalized=False``), take no space
     beside it (no ``lstrip``/``rstrip``), not depend on word boundaries, begin and end with punctuation, and
     share no characters across its edges with another added token, so no other token can be found
-    across a join; it must not occur in ``avoid`` (the template's own texts, which every sample holds).
+    across a join; it must not occur in ``avoid`` (the template's own texts, which every sample holds) and
+    not be the model's unknown token (which text the vocabulary lacks turns into: every call with such
+    text would go text by text).
 
     >>> from tokenizers import Tokenizer, AddedToken, models, pre_tokenizers
     >>> t = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
@@ -104,11 +110,13 @@ def joining_separator(tokenizer, avoid: tuple[str, ...] = ()) -> tuple[str, int]
         return None
     added = backend.get_added_tokens_decoder()
     contents = [tok.content for tok in added.values()]
+    unknown = {getattr(backend.model, "unk_id", None),
+               backend.token_to_id(getattr(backend.model, "unk_token", "") or "")}
     candidates = []
     for token_id, tok in added.items():
         text = tok.content
-        if (not tok.special or tok.normalized or tok.lstrip or tok.rstrip or tok.single_word or len(text) < 2
-                or _wordish(text[0]) or _wordish(text[-1]) or any(text in a for a in avoid if a)):
+        if (token_id in unknown or not tok.special or tok.normalized or tok.lstrip or tok.rstrip or tok.single_word
+                or len(text) < 2 or _wordish(text[0]) or _wordish(text[-1]) or any(text in a for a in avoid if a)):
             continue
         if any(other != text and _overlaps(other, text) for other in contents):
             continue
