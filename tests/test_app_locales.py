@@ -42,3 +42,31 @@ def test_change_lang_relabels_inputs_and_buttons_but_keeps_values():
     assert "train/current" not in zh
     en = change_lang({"top/lang": "en"}, ids)
     assert en["train/start_btn"] == {"value": "Start"} and en["method/ds_offload"]["label"] == "Offload to CPU"
+
+
+def test_one_language_switch_answers_for_the_whole_page(tmp_path):
+    """lang_cb.switch_language: labels, the columns line, the statistics table, the estimate and the box's own
+    label in one answer; a part that fails shows its error while the rest still changes."""
+    import json
+
+    from tunesmith.app.callbacks import data_cb, lang_cb
+    from tunesmith.app.form import gui_default_config, values_from_config
+    from tunesmith.app.registry import Update
+    from tunesmith.app.settings import AppSettings
+
+    settings = AppSettings.from_env({"TUNESMITH_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    path = settings.uploads_dir / "alp.json"
+    path.write_text(json.dumps([{"instruction": "Say hi", "input": "", "output": "hi"}]))
+    ids = ["training.learning_rate", "train/start_btn", "data/suggest", "method/memory"]
+    values = {**values_from_config(gui_default_config()), "data.path": str(path), "data.map_fn": "alpaca",
+              "top/lang": "zh", data_cb.STATS: {"rows": 3}, "method/gpu_gb": "8"}
+    out = lang_cb.switch_language(values, ids, settings)
+    assert out["training.learning_rate"] == {"label": "学习率", "info": "峰值学习率。"}
+    assert out["train/start_btn"] == {"value": "开始"} and out["top/lang"] == Update(label=label("top/lang", "zh"))
+    assert "alpaca" in out["data/suggest"] and out["data/suggest"] == data_cb.relabel_suggest(values, settings)[
+        "data/suggest"]
+    assert "<td>行数</td><td>3</td>" in out["data/stats"]
+    assert 'class="ts-memory"' in str(out["method/memory"]) and "method/status" not in out
+    broken = lang_cb.switch_language({**values, "training.batch_size": "many"}, ids, settings)
+    assert "method/status" in broken and broken["train/start_btn"] == {"value": "开始"}

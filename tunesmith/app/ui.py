@@ -10,12 +10,11 @@ from functools import partial
 
 import gradio as gr
 
-from tunesmith.app.callbacks import data_cb, method_cb, train_cb
+from tunesmith.app.callbacks import data_cb, lang_cb, train_cb
 from tunesmith.app.callbacks.config_cb import default_config_path
 from tunesmith.app.css import SET_LANG_JS
 from tunesmith.app.form import form_ids, gui_default_config, values_from_config
-from tunesmith.app.locales import label
-from tunesmith.app.registry import Registry, Update
+from tunesmith.app.registry import Registry
 from tunesmith.app.settings import AppSettings
 from tunesmith.app.tabs import chat_tab, data_tab, export_tab, method_tab, model_tab, top, train_tab
 from tunesmith.app.tabs.widgets import BuildContext, container
@@ -63,13 +62,9 @@ def build_app(settings: AppSettings) -> tuple[gr.Blocks, Registry]:
                  status="train/status")
         reg.wire(demo.load, partial(data_cb.inspect_data, settings=settings), data_cb.INSPECT_OUT,
                  inputs=["data.path", "data.split", "data.map_fn", "top/lang"], status="data/status")
-        # Texts that are values, not labels, follow a language switch too.
-        reg.wire(reg["top/lang"].change, partial(data_cb.relabel_suggest, settings=settings), ["data/suggest"],
-                 inputs=["data.path", "data.split", "data.map_fn", *data_cb.COLUMN_IDS.values(), "top/lang"])
-        reg.wire(reg["top/lang"].change, method_cb.estimate, ["method/memory", "method/cmd"], status="method/status")
-        reg.wire(reg["top/lang"].change, data_cb.relabel_stats, ["data/stats", "data/hist"],
-                 inputs=[data_cb.STATS, "top/lang"])
+        # One handler for the whole page (labels, texts that are values, the estimate): see lang_cb.
+        relabel = [i for i in reg.ids() if i != "top/lang"]
+        reg.wire(reg["top/lang"].change, partial(lang_cb.switch_language, registered_ids=relabel, settings=settings),
+                 reg.ids(), inputs=[*reg.input_ids(), data_cb.STATS], status="top/status")
         reg["top/lang"].change(None, inputs=[reg["top/lang"]], outputs=None, js=SET_LANG_JS)  # gradio's own texts
-        reg.wire(reg["top/lang"].change, lambda v: {"top/lang": Update(label=label("top/lang", v.get("top/lang")))},
-                 ["top/lang"], inputs=["top/lang"])  # its own label (a label change fires no change event)
     return demo, reg

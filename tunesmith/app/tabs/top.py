@@ -44,6 +44,3 @@ def wire(ctx: BuildContext) -> None:
     reg.wire(reg["top/load_btn"].click, partial(config_cb.load_config, settings=s), form, status="top/status")
     reg.wire(reg["top/upload_cfg"].upload, partial(config_cb.load_uploaded_config, settings=s),
              [*form, "top/upload_cfg"], status="top/status")
-    relabel = [i for i in reg.ids() if i != "top/lang"]
-    reg.wire(reg["top/lang"].change, lambda v: config_cb.change_lang(v, relabel), relabel,
-             inputs=["top/lang"], status="top/status")
