@@ -28,7 +28,7 @@ import numpy as np
 
 from tunesmith.core.data.batch import IGNORE_INDEX, EncodedBatch, flat_ids, starts_of
 from tunesmith.core.data.templates import CHAT_TEMPLATE, bos_eos_ids, get_template, has_chat_template
-from tunesmith.core.data.token_ids import TextIds, batch_token_ids
+from tunesmith.core.data.token_ids import TextIds, batch_token_ids, plain_backend
 from tunesmith.core.errors import UserError
 
 # Tokens past max_length that a cut text must still yield before its first max_length tokens are trusted:
@@ -90,8 +90,8 @@ class Encoded:
 
 def batch_ids_offsets(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids and character offsets of each text (no special tokens added)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None and backend.padding is None:
+    backend = plain_backend(tokenizer)
+    if backend is not None:
         encs = backend.encode_batch(texts, add_special_tokens=False)
         return [e.ids for e in encs], [e.offsets for e in encs]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)

@@ -447,15 +447,15 @@ def _holds_null_or_float(ds) -> bool:
     while stack:
         array = stack.pop()
         kind = array.type
-        if array.null_count or not (pa.types.is_string(kind) or pa.types.is_large_string(kind)
-                                    or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
-                                    or pa.types.is_list(kind) or pa.types.is_large_list(kind)
-                                    or pa.types.is_struct(kind)):
+        if array.null_count:
             return True
         if pa.types.is_struct(kind):
             stack.extend(array.field(i) for i in range(kind.num_fields))
         elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
             stack.append(array.values)
+        elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                  or pa.types.is_boolean(kind)):
+            return True  # a float, a null column, or a kind no text field has
     return False
 
 
@@ -471,8 +471,6 @@ def _deep_line(raw: bytes) -> bool:
     if raw.count(b"[") + raw.count(b"{") <= _DEEP:
         return False
     return any(line.count(b"[") + line.count(b"{") > _DEEP for line in raw.split(b"\n"))
-
-
 
 
 def load_rows(path: str, *, split: str = "train"):

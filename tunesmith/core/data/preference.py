@@ -25,11 +25,11 @@ with that reason and counted. Only the head of a very long text is tokenised (as
 from __future__ import annotations
 
 from tunesmith.core.data.encode import CUT_MARGIN, char_budget, cut_text
-from tunesmith.core.data.token_ids import batch_token_ids
 from tunesmith.core.data.map_fns.base import RowSkipped, as_list, text
 from tunesmith.core.data.pipeline import BuiltData, _split_eval
 from tunesmith.core.data.stats import DatasetStats
 from tunesmith.core.data.templates import (CHAT_TEMPLATE, bos_eos_ids, build_chat_prompt, get_template, resolve_template)
+from tunesmith.core.data.token_ids import batch_token_ids
 from tunesmith.core.errors import DataError
 
 

@@ -41,7 +41,7 @@ def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
     The backend's ``encode_batch_fast`` skips offsets and Python-side conversion; it is only used
     when no truncation or padding is configured on the backend, so the ids are the same.
     """
-    backend = _plain_backend(tokenizer)
+    backend = plain_backend(tokenizer)
     if backend is not None:
         encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
         return [e.ids for e in encode(texts, add_special_tokens=False)]
@@ -49,7 +49,7 @@ def batch_token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
         return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
-def _plain_backend(tokenizer):
+def plain_backend(tokenizer):
     """The Rust tokenizer when nothing (truncation, padding) changes what it returns, else None."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and backend.truncation is None and backend.padding is None:
@@ -105,7 +105,7 @@ def joining_separator(tokenizer, avoid: tuple[str, ...] = ()) -> tuple[str, int]
     >>> joining_separator(Tok())
     ('<sep>', 2)
     """
-    backend = _plain_backend(tokenizer)
+    backend = plain_backend(tokenizer)
     if backend is None or not _pieces_alike(backend):
         return None
     added = backend.get_added_tokens_decoder()
